@@ -1,0 +1,175 @@
+"""lr-edit IMAGE PROMPT: one edit, written to --out (result, candidates, overlay, report.json)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import COMPAT_PRESETS, RGN_SAMPLING, SCHEDULERS, EditConfig
+from .errors import LreditError
+
+log = logging.getLogger("lredit.edit")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What lr-edit does around the pipeline (not part of the edit itself)."""
+
+    image: Path
+    prompt: str
+    source_caption: str | None
+    out: Path
+    models: str
+    dino: Path | None
+    clip: Path | None
+    sd: Path | None
+    rgn: Path | None
+    backend: str
+    device: str
+    overwrite: bool
+    progress: bool
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lr-edit", description="Mask-free text-driven image editing via learnable regions.")
+    p.add_argument("image", type=Path, help="input image (any Pillow format)")
+    p.add_argument("prompt", help="the edit, e.g. 'a bowl of strawberries'")
+    p.add_argument("--source-caption", help="caption of the source region (recorded; used only by training losses)")
+    p.add_argument("--out", type=Path, default=Path("lredit_out"), help="output folder (default: lredit_out)")
+    p.add_argument("--overwrite", action="store_true", help="replace lredit outputs already in --out")
+    src = p.add_argument_group("models")
+    src.add_argument("--models", default="tiny", help="'tiny', 'full-random' or a folder with dino/, clip/, sd/ [rgn.pt]")
+    src.add_argument("--dino", type=Path, help="DINO ViT folder (transformers layout), overrides <models>/dino")
+    src.add_argument("--clip", type=Path, help="CLIP folder (transformers layout), overrides <models>/clip")
+    src.add_argument("--sd", type=Path, help="SD inpainting folder (diffusers layout), overrides <models>/sd")
+    src.add_argument("--rgn", type=Path, help="RGN checkpoint in the authors' format (anchor_net.* keys)")
+    run = p.add_argument_group("runtime")
+    run.add_argument("--backend", default="torch", choices=["torch"], help="torch reference (ort/trt: see lr-export)")
+    run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (fp16 on cuda)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("-v", "--verbose", action="store_true")
+    e = p.add_argument_group("edit (defaults: the authors' numbers)")
+    e.add_argument("--compat", choices=COMPAT_PRESETS, default="engine", help="'authors' reproduces the published code")
+    e.add_argument("--anchors", type=int, help="K candidates (default 9)")
+    e.add_argument("--half-sizes", type=lambda s: tuple(int(v) for v in s.split(",")), help="box half-sizes, e.g. 4,6,8")
+    e.add_argument("--steps", type=int, help="denoising steps (default 50)")
+    e.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 7.5)")
+    e.add_argument("--scheduler", choices=SCHEDULERS, help="default: the model folder's (PNDM for SD 1.x)")
+    e.add_argument("--seed", type=int, help="noise seed (default 0)")
+    e.add_argument("--working-size", type=int, help="inpainting resolution (default 512)")
+    e.add_argument("--rgn-sampling", choices=RGN_SAMPLING)
+    e.add_argument("--paste-back", action="store_true", default=None, help="keep pixels outside the box exactly")
+    return p
+
+
+def parse(argv=None) -> tuple[RunOptions, EditConfig]:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        name: value
+        for name, value in (
+            ("anchors", args.anchors),
+            ("half_sizes", args.half_sizes),
+            ("steps", args.steps),
+            ("guidance", args.guidance),
+            ("scheduler", args.scheduler),
+            ("seed", args.seed),
+            ("working_size", args.working_size),
+            ("rgn_sampling", args.rgn_sampling),
+            ("paste_back", args.paste_back),
+        )
+        if value is not None
+    }
+    config = EditConfig.preset(args.compat, **overrides)
+    options = RunOptions(
+        image=args.image,
+        prompt=args.prompt,
+        source_caption=args.source_caption,
+        out=args.out,
+        models=args.models,
+        dino=args.dino,
+        clip=args.clip,
+        sd=args.sd,
+        rgn=args.rgn,
+        backend=args.backend,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    return options, config
+
+
+def run(options: RunOptions, config: EditConfig) -> Path:
+    """Load models, edit, write outputs; returns the output folder."""
+    from . import outputs
+    from .images import load_image
+    from .pipeline import validate_prompt
+
+    outputs.prepare_output_dir(options.out, options.overwrite)
+    image = load_image(options.image)  # fail on a bad image before loading any model
+    validate_prompt(options.prompt)
+    pipeline, model_info = _torch_pipeline(options, config)
+    if pipeline.assets.random_weights:
+        print(
+            f"lr-edit: the '{options.models}' models have random weights: the output is a pipeline check, "
+            "not a meaningful edit",
+            file=sys.stderr,
+        )
+    result = pipeline.edit(image, options.prompt, options.source_caption, on_step=_progress(options, config))
+    report = outputs.build_report(result, image=str(options.image), backend=options.backend, models=model_info)
+    outputs.write_outputs(result, options.out, report, overwrite=options.overwrite)
+    for warning in result.warnings:
+        print(f"lr-edit: warning: {warning}", file=sys.stderr)
+    return options.out
+
+
+def _torch_pipeline(options: RunOptions, config: EditConfig):
+    import torch
+
+    from .reference.models import ModelSources, load_models
+    from .reference.torch_backend import reference_pipeline
+
+    sources = ModelSources.parse(options.models, dino=options.dino, clip=options.clip, sd=options.sd, rgn=options.rgn)
+    models = load_models(
+        sources, sizes=len(config.half_sizes), channels=config.proj_channels, roi_size=config.roi_size, proj_seed=config.proj_seed
+    )
+    dtype = torch.float16 if options.device.startswith("cuda") else torch.float32
+    info = {"source": options.models, "families": models.sources, "random_weights": models.random_weights, "dtype": str(dtype)}
+    return reference_pipeline(models, config, device=options.device, dtype=dtype), info
+
+
+def _progress(options: RunOptions, config: EditConfig):
+    if not options.progress:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=config.steps, desc="denoise", unit="step", file=sys.stderr)
+
+    def on_step(done: int, total: int) -> None:
+        bar.total = total  # PNDM's PLMS schedule runs steps + 1 UNet calls
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return on_step
+
+
+def main(argv=None) -> int:
+    try:
+        options, config = parse(argv)
+        out = run(options, config)
+    except LreditError as exc:
+        print(f"lr-edit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lr-edit: interrupted; no outputs were written", file=sys.stderr)
+        return 130
+    print(f"lr-edit: wrote {out}/result.png and report.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

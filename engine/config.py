@@ -1,0 +1,166 @@
+"""EditConfig: every knob of one edit, with the authors' numbers as defaults.
+
+Each defect of the authors' code (see REFERENCE.md) has a named switch; `EditConfig.preset("authors")`
+turns every fix off so the output can be set beside the published code's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .errors import InputError
+
+COMPAT_PRESETS = ("engine", "authors")
+RGN_SAMPLING = ("argmax", "gumbel")
+SCHEDULERS = ("model", "pndm", "ddim", "euler", "dpmpp_2m")
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """One edit's settings. Speed/quality trade-offs are noted per field."""
+
+    # -- anchors and proposals -------------------------------------------------------------
+    anchors: int = 9
+    """K: candidates inpainted per edit. Cost grows linearly (UNet batch is 2K)."""
+    half_sizes: tuple[int, ...] = (4, 6, 8, 10, 12, 14)
+    """M box half-sizes in feature cells (the code's range(4, 15, 2))."""
+    roi_size: int = 8
+    """l: ROI-align output side (the code's 8; the paper's 7)."""
+    roi_sampling_ratio: int = -1
+    """Samples per bin side; -1 = adaptive ceil(box/l) as torchvision's default."""
+    roi_aligned: bool = False
+    """torchvision `aligned` (half-pixel shift); the code uses the default False."""
+    proj_channels: int = 12
+    """c: channels of the seeded 1x1 projection of DINO features before pooling."""
+    proj_seed: int = 0
+    """Seed of the projection and of the RGN when no checkpoint is given."""
+    rgn_sampling: str = "argmax"
+    """'argmax' (deterministic) or 'gumbel' (the code's hard Gumbel sample, seeded by `seed`)."""
+
+    # -- resolutions -----------------------------------------------------------------------
+    dino_size: int = 256
+    """DINO input side: short side resized to it, centre crop. 256 with patch 8 -> 32x32 map."""
+    working_size: int = 512
+    """Inpainting resolution (multiple of 8). Cost grows with its square."""
+
+    # -- diffusion -------------------------------------------------------------------------
+    steps: int = 50
+    """Denoising steps. Cost is linear in it; 25 is usually close in quality."""
+    guidance: float = 7.5
+    """Classifier-free guidance scale; <= 1 disables guidance (UNet batch K instead of 2K)."""
+    scheduler: str = "model"
+    """'model' = the scheduler named by the model folder (PNDM for SD 1.x inpainting)."""
+    prompt_template: str = "a high quality image of {prompt}."
+    negative_prompt: str = ""
+    seed: int = 0
+    """Initial noise of candidate k comes from numpy's PCG64 seeded with (seed, k): the same on
+    every backend, and independent of K."""
+    paste_back: bool = False
+    """Composite the decoded image into the working image inside the mask only (keeps every
+    pixel outside the box bit-exact instead of VAE-round-tripped)."""
+
+    # -- ranking ---------------------------------------------------------------------------
+    rank_alpha: float = 2.0
+    rank_beta: float = 1.0
+    rank_softmax: bool = True
+    """Softmax-normalise t2i and i2i over the K candidates before weighting (the code's way)."""
+    rank_top_t2i: int = 3
+    """The winner is the best score among the top-N candidates by t2i (0 = all)."""
+
+    # -- fixes of the authors' defects (False = the code's behaviour) -------------------------
+    fix_anchor_axes: bool = True
+    """Anchor (row, col) used as (y, x); the code swaps them and pools transposed regions."""
+    fix_roi_scale: bool = True
+    """spatial_scale 1 for boxes in feature cells; the code's 0.125 shrinks every box 8x."""
+    fix_rgn_layout: bool = True
+    """Each anchor's RGN input is its own M pooled maps; the code mixes anchors and sizes."""
+    distinct_anchors: bool = True
+    """K distinct top patches, boxes clamped at the border; the code confines anchors to the
+    centre (row, col in [w, n-1-w]) and fills up with top patches, duplicates included."""
+    inpaint_original: bool = True
+    """Inpaint the original image resized to working_size; the code upsamples the 256 crop and
+    draws the mask at 256."""
+    dino_imagenet_norm: bool = True
+    """ImageNet mean/std before DINO (what DINO was trained with); the code feeds [0, 1]."""
+
+    compat: str = "engine"
+    """Which preset this config started from; recorded in the report."""
+
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+    """Free-form notes carried into the report (e.g. model source); not used by the pipeline."""
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "EditConfig":
+        """'engine' (fixes on) or 'authors' (the published code's behaviour), then overrides."""
+        if name not in COMPAT_PRESETS:
+            raise InputError(f"compat preset {name!r} is unknown; expected one of {COMPAT_PRESETS}")
+        base = {}
+        if name == "authors":
+            base = dict(
+                fix_anchor_axes=False,
+                fix_roi_scale=False,
+                fix_rgn_layout=False,
+                distinct_anchors=False,
+                inpaint_original=False,
+                dino_imagenet_norm=False,
+                rgn_sampling="gumbel",
+                compat="authors",
+            )
+        base.update(overrides)
+        return cls(**base).validated()
+
+    def replace(self, **changes) -> "EditConfig":
+        return dataclasses.replace(self, **changes).validated()
+
+    @property
+    def max_window(self) -> int:
+        """The code's border margin w (max_window = largest half-size + 1)."""
+        return max(self.half_sizes) + 1
+
+    @property
+    def latent_size(self) -> int:
+        return self.working_size // 8
+
+    @property
+    def do_guidance(self) -> bool:
+        return self.guidance > 1.0
+
+    def validated(self) -> "EditConfig":
+        """Check every field; raise one InputError naming the field, its value and the range."""
+        problems = []
+
+        def need(ok: bool, name: str, expected: str) -> None:
+            if not ok:
+                problems.append(f"{name}={getattr(self, name)!r} (expected {expected})")
+
+        need(isinstance(self.anchors, int) and self.anchors >= 1, "anchors", "an integer >= 1")
+        need(
+            len(self.half_sizes) >= 1 and all(isinstance(s, int) and s >= 1 for s in self.half_sizes),
+            "half_sizes",
+            "one or more integers >= 1",
+        )
+        need(self.roi_size >= 1, "roi_size", ">= 1")
+        need(self.roi_sampling_ratio == -1 or self.roi_sampling_ratio >= 1, "roi_sampling_ratio", "-1 or >= 1")
+        need(self.proj_channels >= 1, "proj_channels", ">= 1")
+        need(self.rgn_sampling in RGN_SAMPLING, "rgn_sampling", f"one of {RGN_SAMPLING}")
+        need(self.dino_size >= 32 and self.dino_size % 8 == 0, "dino_size", "a multiple of 8, >= 32")
+        need(
+            self.working_size >= 64 and self.working_size % 8 == 0,
+            "working_size",
+            "a multiple of 8, >= 64",
+        )
+        need(isinstance(self.steps, int) and 1 <= self.steps <= 1000, "steps", "an integer in 1..1000")
+        need(0.0 <= self.guidance <= 100.0, "guidance", "a number in 0..100")
+        need(self.scheduler in SCHEDULERS, "scheduler", f"one of {SCHEDULERS}")
+        need("{prompt}" in self.prompt_template, "prompt_template", "a string containing '{prompt}'")
+        need(self.rank_top_t2i >= 0, "rank_top_t2i", ">= 0")
+        need(self.compat in COMPAT_PRESETS, "compat", f"one of {COMPAT_PRESETS}")
+        if problems:
+            raise InputError("invalid edit config: " + "; ".join(problems))
+        return self
+
+    def to_report(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["half_sizes"] = list(self.half_sizes)
+        return data

@@ -1,0 +1,304 @@
+"""The edit pipeline as numbered stages over numpy arrays. Which backend runs each graph
+(torch reference, ONNX Runtime, TensorRT) is the sessions' business, not the pipeline's.
+
+validate -> 1 saliency (dino) -> 2 anchors -> 3 proposals + ROI pool -> 4 RGN -> 5 masks ->
+6 text -> 7 VAE encode -> 8 denoise (K candidates, one batch, guidance) -> 9 decode -> 10 rank.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+from PIL import Image
+
+from lredit.kernels import roi_pool_ref
+
+from . import anchors as anchor_ops
+from . import images as image_ops
+from .config import EditConfig
+from .errors import InputError, NumericalError
+from .ranking import RankScores, rank_candidates
+from .sessions import GraphSession, Scheduler
+from .timing import StageTimer
+from .tokenizer import ClipTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineAssets:
+    """Everything besides the graphs: tokenizers, the projection, the scheduler factory."""
+
+    clip_tokenizer: ClipTokenizer
+    sd_tokenizer: ClipTokenizer
+    projection_weight: np.ndarray
+    """[c, d] 1x1 projection of DINO features before pooling."""
+    projection_bias: np.ndarray
+    make_scheduler: Callable[[str], Scheduler]
+    """config.scheduler name -> a fresh scheduler."""
+    random_weights: bool = False
+    sources: dict = field(default_factory=dict)
+    latent_channels: int = 4
+    vae_scale_factor: int = 8
+    clip_image_size: int = 224
+
+
+@dataclass
+class EditResult:
+    image: Image.Image
+    """The chosen candidate at the working resolution."""
+    candidates: list[Image.Image]
+    source: Image.Image
+    """The working image (centre crop at working_size) the candidates were inpainted from."""
+    anchors: np.ndarray
+    """[K, 2] (row, col) patch of each anchor."""
+    grid: tuple[int, int]
+    boxes_cells: np.ndarray
+    """[K, M, 4] proposals in feature cells."""
+    size_index: np.ndarray
+    """[K] chosen proposal per anchor."""
+    boxes_px: np.ndarray
+    """[K, 4] chosen boxes in working-image pixels (inclusive)."""
+    probabilities: np.ndarray
+    """[K, M] RGN box-size distribution."""
+    scores: RankScores
+    chosen: int
+    timings: dict
+    warnings: list[str]
+    config: EditConfig
+    prompt: str
+    source_caption: str | None = None
+
+
+class EditPipeline:
+    def __init__(self, sessions: Mapping[str, GraphSession], assets: PipelineAssets, config: EditConfig | None = None):
+        self.sessions = sessions
+        self.assets = assets
+        self.config = (config or EditConfig()).validated()
+
+    # ------------------------------------------------------------------------------------
+    def edit(
+        self,
+        image,
+        prompt: str,
+        source_caption: str | None = None,
+        *,
+        on_step: Callable[[int, int], None] | None = None,
+        **overrides,
+    ) -> EditResult:
+        cfg = self.config.replace(**overrides) if overrides else self.config
+        timer, warnings = StageTimer(), []
+        with timer.stage("validate"):
+            validate_prompt(prompt)
+            img = image_ops.load_image(image)
+        with timer.stage("preprocess"):
+            dino_in = image_ops.dino_pixels(img, cfg.dino_size, cfg.dino_imagenet_norm)
+        with timer.stage("dino"):
+            tokens, saliency, grid = self._saliency(dino_in)
+        with timer.stage("anchors"):
+            anchors = self._anchors(saliency, grid, cfg)
+            boxes = anchor_ops.proposal_boxes(anchors, cfg.half_sizes, grid, fix_axes=cfg.fix_anchor_axes)
+        with timer.stage("roi_pool"):
+            pooled = self._pool(tokens, grid, boxes, cfg)
+        with timer.stage("rgn"):
+            log_probs = self._run("rgn", pooled=pooled)["log_probs"]
+            size_index = self._choose_sizes(log_probs, cfg)
+        with timer.stage("masks"):
+            chosen_boxes = boxes[np.arange(len(anchors)), size_index]
+            work, masks, boxes_px = self._masks(img, chosen_boxes, grid, cfg)
+        with timer.stage("text"):
+            hidden = self._text(prompt, cfg, warnings)
+        with timer.stage("vae_encode"):
+            masked_latents = self._encode(work, masks)
+        with timer.stage("denoise"):
+            latents = self._denoise(masks, masked_latents, hidden, cfg, timer, on_step)
+        with timer.stage("vae_decode"):
+            decoded = self._decode(latents, work, masks, cfg)
+        with timer.stage("rank"):
+            candidates = [Image.fromarray(x) for x in decoded]
+            source = Image.fromarray(work)
+            scores = self._rank(candidates, source, prompt, cfg)
+        return EditResult(
+            image=candidates[scores.chosen],
+            candidates=candidates,
+            source=source,
+            anchors=anchors,
+            grid=grid,
+            boxes_cells=boxes,
+            size_index=size_index,
+            boxes_px=boxes_px,
+            probabilities=np.exp(log_probs.astype(np.float64)),
+            scores=scores,
+            chosen=scores.chosen,
+            timings=timer.report(),
+            warnings=warnings,
+            config=cfg,
+            prompt=prompt,
+            source_caption=source_caption,
+        )
+
+    # -- stages --------------------------------------------------------------------------
+    def _saliency(self, pixels: np.ndarray):
+        out = self._run("dino", pixels=pixels)
+        tokens, saliency = out["features"][0], out["saliency"][0]
+        side = int(round(np.sqrt(tokens.shape[0])))
+        if side * side != tokens.shape[0]:
+            raise InputError(f"DINO returned {tokens.shape[0]} patch tokens; a square grid was expected")
+        return tokens, saliency, (side, side)
+
+    @staticmethod
+    def _anchors(saliency: np.ndarray, grid, cfg: EditConfig) -> np.ndarray:
+        values = anchor_ops.cumulative_saliency(saliency)
+        return anchor_ops.select_anchors(
+            values, grid, cfg.anchors, distinct=cfg.distinct_anchors, margin=cfg.max_window
+        )
+
+    def _pool(self, tokens: np.ndarray, grid, boxes: np.ndarray, cfg: EditConfig) -> np.ndarray:
+        projected = roi_pool_ref.project_tokens(
+            tokens, grid, self.assets.projection_weight, self.assets.projection_bias
+        )
+        return roi_pool_ref.pool_proposals(
+            projected,
+            boxes,
+            cfg.roi_size,
+            layout="anchor" if cfg.fix_rgn_layout else "authors",
+            spatial_scale=1.0 if cfg.fix_roi_scale else 0.125,
+            sampling_ratio=cfg.roi_sampling_ratio,
+            aligned=cfg.roi_aligned,
+        )
+
+    @staticmethod
+    def _choose_sizes(log_probs: np.ndarray, cfg: EditConfig) -> np.ndarray:
+        logits = log_probs.astype(np.float64)
+        if cfg.rgn_sampling == "gumbel":
+            rng = np.random.default_rng([cfg.seed, 0x6B5])
+            logits = logits - np.log(-np.log(rng.uniform(1e-20, 1.0, size=logits.shape)))
+        return np.argmax(logits, axis=-1).astype(np.int64)
+
+    def _masks(self, img: Image.Image, chosen_boxes: np.ndarray, grid, cfg: EditConfig):
+        """Working image uint8 [S, S, 3], masks float32 [K, S, S] (1 = repaint), pixel boxes."""
+        size = cfg.working_size
+        if cfg.inpaint_original:
+            work = np.asarray(image_ops.square_crop(img, size))
+            boxes_px = anchor_ops.cells_to_pixels(chosen_boxes, grid, size)
+            return work, anchor_ops.box_masks(boxes_px, size), boxes_px
+        # The code: mask drawn on the DINO-size crop, both resized to the working size (Lanczos,
+        # as diffusers' image processor), the mask binarised at 0.5.
+        crop = image_ops.square_crop(img, cfg.dino_size)
+        work = np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS))
+        small = anchor_ops.box_masks(anchor_ops.cells_to_pixels(chosen_boxes, grid, cfg.dino_size), cfg.dino_size)
+        masks = np.stack(
+            [
+                np.asarray(Image.fromarray((m * 255).astype(np.uint8)).resize((size, size), Image.Resampling.LANCZOS))
+                for m in small
+            ]
+        )
+        masks = (masks.astype(np.float32) / 255.0 >= 0.5).astype(np.float32)
+        boxes_px = np.array([_mask_bbox(m) for m in masks], dtype=np.int64)
+        return work, masks, boxes_px
+
+    def _text(self, prompt: str, cfg: EditConfig, warnings: list[str]) -> np.ndarray:
+        """[2, 77, D] (unconditional, conditional) or [1, 77, D] without guidance."""
+        cond = self.assets.sd_tokenizer.encode(cfg.prompt_template.format(prompt=prompt))
+        if cond.truncated:
+            warnings.append(
+                f"prompt has {cond.token_count} tokens with its template; the text encoders take "
+                f"{self.assets.sd_tokenizer.max_length - 2}, the rest was truncated"
+            )
+        ids = [cond.ids]
+        if cfg.do_guidance:
+            ids.insert(0, self.assets.sd_tokenizer.encode(cfg.negative_prompt).ids)
+        hidden = self._run("sd_text", input_ids=np.stack(ids))["hidden_states"]
+        return hidden
+
+    def _encode(self, work: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        image = image_ops.sd_pixels(work[None])
+        masked = image * (masks[:, None] < 0.5)
+        return self._run("vae_encoder", images=masked.astype(np.float32))["latents"]
+
+    def _denoise(self, masks, masked_latents, hidden, cfg: EditConfig, timer: StageTimer, on_step) -> np.ndarray:
+        k = masks.shape[0]
+        f = self.assets.vae_scale_factor
+        scheduler = self.assets.make_scheduler(cfg.scheduler)
+        timesteps = scheduler.set_timesteps(cfg.steps)
+        shape = (self.assets.latent_channels, cfg.working_size // f, cfg.working_size // f)
+        noise = np.stack([np.random.default_rng([cfg.seed, i]).standard_normal(shape, dtype=np.float32) for i in range(k)])
+        latents = (noise * np.float32(scheduler.init_noise_sigma)).astype(np.float32)
+        mask_latent = masks[:, None, ::f, ::f].astype(np.float32)
+        extra = np.concatenate([mask_latent, masked_latents], axis=1)
+        reps = 2 if cfg.do_guidance else 1
+        extra = np.concatenate([extra] * reps)
+        context = np.repeat(hidden, k, axis=0)  # [uncond x K, cond x K]
+        for i, t in enumerate(timesteps):
+            with timer.stage("denoise_step"):
+                model_in = scheduler.scale_model_input(np.concatenate([latents] * reps), t)
+                model_in = np.concatenate([model_in.astype(np.float32), extra], axis=1)
+                eps = self._run(
+                    "unet",
+                    sample=model_in,
+                    timestep=np.full((model_in.shape[0],), t, dtype=np.float32),
+                    encoder_hidden_states=context,
+                )["noise_pred"]
+                if cfg.do_guidance:
+                    uncond, cond = eps[:k], eps[k:]
+                    eps = uncond + np.float32(cfg.guidance) * (cond - uncond)
+                latents = scheduler.step(eps.astype(np.float32), t, latents).astype(np.float32)
+            if on_step is not None:
+                on_step(i + 1, len(timesteps))
+        _check_finite("denoise", "latents", latents)
+        return latents
+
+    def _decode(self, latents, work, masks, cfg: EditConfig) -> np.ndarray:
+        decoded = image_ops.sd_to_uint8(self._run("vae_decoder", latents=latents)["images"])
+        if cfg.paste_back:
+            keep = masks[..., None] >= 0.5
+            decoded = np.where(keep, decoded, work[None]).astype(np.uint8)
+        return decoded
+
+    def _rank(self, candidates, source, prompt: str, cfg: EditConfig) -> RankScores:
+        pixels = image_ops.clip_pixels([*candidates, source], self.assets.clip_image_size)
+        image_embeds = self._run("clip_vision", pixels=pixels)["image_embeds"]
+        ids = self.assets.clip_tokenizer.encode(cfg.prompt_template.format(prompt=prompt)).ids
+        text_embed = self._run("clip_text", input_ids=ids[None])["text_embeds"][0]
+        return rank_candidates(
+            image_embeds[:-1],
+            image_embeds[-1],
+            text_embed,
+            alpha=cfg.rank_alpha,
+            beta=cfg.rank_beta,
+            softmax=cfg.rank_softmax,
+            top_t2i=cfg.rank_top_t2i,
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+    def _run(self, graph: str, **feeds) -> dict[str, np.ndarray]:
+        outputs = self.sessions[graph].run(feeds)
+        for name, value in outputs.items():
+            _check_finite(graph, name, value)
+        return outputs
+
+
+def validate_prompt(prompt) -> None:
+    if not isinstance(prompt, str):
+        raise InputError(f"prompt must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise InputError("prompt is empty; give the edit to make, e.g. 'a bowl of strawberries'")
+
+
+def _check_finite(stage: str, name: str, value: np.ndarray) -> None:
+    if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+        bad = int((~np.isfinite(value)).sum())
+        raise NumericalError(
+            f"stage '{stage}' produced {bad} NaN/Inf values in '{name}'; with fp16 graphs this is "
+            "overflow: use an fp32 bundle (lr-export --precision fp32) for that graph"
+        )
+
+
+def _mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask >= 0.5)
+    if ys.size == 0:
+        return (0, 0, -1, -1)
+    return (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))

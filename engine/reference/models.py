@@ -1,0 +1,227 @@
+"""Model sources: the four families (DINO, RGN, CLIP ranker, SD inpainting) from local folders
+or from seeded random presets. Nothing here touches the network.
+
+Presets:
+- `tiny`: architecture-true small configs (ViT patch 8, CLIP ViT patch 16, 9-channel UNet,
+  8x VAE), random weights, built in about a second. For tests and pipeline checks.
+- `full-random`: the real architectures at real size (ViT-B/8, CLIP ViT-B/16, SD 1.5 inpainting
+  UNet / VAE / text encoder) with random weights: the real compute, for latency work.
+
+A local root folder holds `dino/` (transformers ViTModel, e.g. facebook/dino-vitb8), `clip/`
+(transformers CLIPModel + tokenizer, e.g. openai/clip-vit-base-patch16), `sd/` (diffusers folder of
+an inpainting model) and optionally `rgn.pt` (authors' checkpoint); each may be overridden.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelSourceError
+from ..tokenizer import ClipTokenizer
+from .rgn import RegionNetwork, load_rgn_checkpoint
+
+log = logging.getLogger(__name__)
+
+PRESETS = ("tiny", "full-random")
+RGN_CHECKPOINT_NAMES = ("rgn.pt", "rgn.pth", "rgn.safetensors")
+
+# SD 1.x inpainting scheduler (scheduler/scheduler_config.json of runwayml/stable-diffusion-inpainting).
+SD15_SCHEDULER = {
+    "_class_name": "PNDMScheduler",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "trained_betas": None,
+    "clip_sample": False,
+}
+
+
+@dataclass(frozen=True)
+class ModelSources:
+    """Where each family comes from: a preset name, or a root folder, plus per-family overrides."""
+
+    preset: str | None = "tiny"
+    root: Path | None = None
+    dino: Path | None = None
+    clip: Path | None = None
+    sd: Path | None = None
+    rgn: Path | None = None
+    seed: int = 0
+    """Seed of the random presets' weights."""
+
+    @classmethod
+    def parse(cls, models: str, **overrides) -> "ModelSources":
+        """`models` is a preset name or a folder."""
+        if models in PRESETS:
+            return cls(preset=models, **overrides)
+        root = Path(models)
+        if not root.is_dir():
+            raise ModelSourceError(
+                f"--models {models!r} is neither a preset {PRESETS} nor an existing folder"
+            )
+        return cls(preset=None, root=root, **overrides)
+
+    def folder(self, family: str) -> Path:
+        override = getattr(self, family)
+        path = override if override is not None else (self.root / family if self.root else None)
+        if path is None or not Path(path).is_dir():
+            raise ModelSourceError(
+                f"no {family} model folder: expected {path or '<root>/' + family} "
+                f"(pass --{family} DIR or --models with a folder holding {family}/)"
+            )
+        return Path(path)
+
+
+@dataclass
+class ModelSet:
+    dino: torch.nn.Module
+    region_net: RegionNetwork
+    clip: torch.nn.Module
+    clip_tokenizer: ClipTokenizer
+    sd_text_encoder: torch.nn.Module
+    sd_tokenizer: ClipTokenizer
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    scheduler_config: dict
+    random_weights: bool
+    sources: dict = field(default_factory=dict)
+    """family -> where its weights came from, for reports and manifests."""
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {
+            "dino": self.dino,
+            "region_net": self.region_net,
+            "clip": self.clip,
+            "sd_text_encoder": self.sd_text_encoder,
+            "unet": self.unet,
+            "vae": self.vae,
+        }
+
+
+def load_models(sources: ModelSources, *, sizes: int, channels: int, roi_size: int, proj_seed: int = 0) -> ModelSet:
+    """Build or load every family. `sizes`, `channels`, `roi_size` shape the region network."""
+    if sources.preset is not None and sources.preset not in PRESETS:
+        raise ModelSourceError(f"model preset {sources.preset!r} is unknown; expected one of {PRESETS}")
+    if sources.preset is not None:
+        models = _random_models(sources.preset, sources.seed, sizes, channels, roi_size, proj_seed)
+    else:
+        models = _local_models(sources, sizes, channels, roi_size, proj_seed)
+    rgn_path = sources.rgn or _default_rgn_checkpoint(sources.root)
+    if rgn_path is not None:
+        load_rgn_checkpoint(models.region_net, rgn_path)
+        models.sources["rgn"] = str(rgn_path)
+    for module in models.modules().values():
+        module.eval().requires_grad_(False)
+    return models
+
+
+def _default_rgn_checkpoint(root: Path | None) -> Path | None:
+    if root is None:
+        return None
+    found = [root / name for name in RGN_CHECKPOINT_NAMES if (root / name).is_file()]
+    return found[0] if found else None
+
+
+def _random_models(preset: str, seed: int, sizes: int, channels: int, roi_size: int, proj_seed: int) -> ModelSet:
+    from . import presets
+
+    build = presets.tiny if preset == "tiny" else presets.full_random
+    # fork_rng restores the caller's global RNG afterwards; the seed makes weights reproducible.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        parts = build()
+    dim = parts["dino"].config.hidden_size
+    tokenizer = ClipTokenizer.default()
+    label = f"random:{preset}:seed{seed}"
+    return ModelSet(
+        dino=parts["dino"],
+        region_net=RegionNetwork(dim, channels, sizes, roi_size, seed=proj_seed),
+        clip=parts["clip"],
+        clip_tokenizer=tokenizer,
+        sd_text_encoder=parts["sd_text_encoder"],
+        sd_tokenizer=tokenizer,
+        unet=parts["unet"],
+        vae=parts["vae"],
+        scheduler_config=dict(SD15_SCHEDULER),
+        random_weights=True,
+        sources={"dino": label, "clip": label, "sd": label, "rgn": f"seeded:{proj_seed}"},
+    )
+
+
+def _local_models(sources: ModelSources, sizes: int, channels: int, roi_size: int, proj_seed: int) -> ModelSet:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPModel, CLIPTextModel, ViTModel
+
+    dino_dir, clip_dir, sd_dir = (sources.folder(f) for f in ("dino", "clip", "sd"))
+
+    def load(what: str, path: Path, fn):
+        try:
+            return fn()
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelSourceError(f"cannot load {what} from {path}: {exc}") from None
+
+    dino = load(
+        "DINO (transformers ViTModel)",
+        dino_dir,
+        lambda: ViTModel.from_pretrained(
+            dino_dir, add_pooling_layer=False, attn_implementation="eager", local_files_only=True
+        ),
+    )
+    clip = load("CLIP (transformers CLIPModel)", clip_dir, lambda: CLIPModel.from_pretrained(clip_dir, local_files_only=True))
+    text = load(
+        "SD text encoder",
+        sd_dir,
+        lambda: CLIPTextModel.from_pretrained(sd_dir, subfolder="text_encoder", local_files_only=True),
+    )
+    unet = load("SD UNet", sd_dir, lambda: UNet2DConditionModel.from_pretrained(sd_dir, subfolder="unet", local_files_only=True))
+    vae = load("SD VAE", sd_dir, lambda: AutoencoderKL.from_pretrained(sd_dir, subfolder="vae", local_files_only=True))
+    if unet.config.in_channels != 9:
+        raise ModelSourceError(
+            f"{sd_dir}/unet has {unet.config.in_channels} input channels; an inpainting UNet has 9 "
+            "(use runwayml/stable-diffusion-inpainting or stabilityai/stable-diffusion-2-inpainting)"
+        )
+    scheduler_path = sd_dir / "scheduler" / "scheduler_config.json"
+    if not scheduler_path.is_file():
+        raise ModelSourceError(f"missing {scheduler_path} (diffusers folder layout expected)")
+    return ModelSet(
+        dino=dino,
+        region_net=RegionNetwork(dino.config.hidden_size, channels, sizes, roi_size, seed=proj_seed),
+        clip=clip,
+        clip_tokenizer=ClipTokenizer.from_folder(clip_dir),
+        sd_text_encoder=text,
+        sd_tokenizer=ClipTokenizer.from_folder(sd_dir / "tokenizer"),
+        unet=unet,
+        vae=vae,
+        scheduler_config=json.loads(scheduler_path.read_text()),
+        random_weights=False,
+        sources={"dino": str(dino_dir), "clip": str(clip_dir), "sd": str(sd_dir), "rgn": f"seeded:{proj_seed}"},
+    )
+
+
+def save_models(models: ModelSet, root: Path) -> None:
+    """Write a ModelSet as a local root folder (dino/, clip/, sd/) that `--models DIR` loads."""
+    import shutil
+
+    root = Path(root)
+    models.dino.save_pretrained(root / "dino")
+    models.clip.save_pretrained(root / "clip")
+    sd = root / "sd"
+    models.sd_text_encoder.save_pretrained(sd / "text_encoder")
+    models.unet.save_pretrained(sd / "unet")
+    models.vae.save_pretrained(sd / "vae")
+    (sd / "scheduler").mkdir(parents=True, exist_ok=True)
+    (sd / "scheduler" / "scheduler_config.json").write_text(json.dumps(models.scheduler_config, indent=2))
+    for folder, tok in ((root / "clip", models.clip_tokenizer), (sd / "tokenizer", models.sd_tokenizer)):
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tok.files[0], folder / "vocab.json")
+        shutil.copyfile(tok.files[1], folder / "merges.txt")
+        (folder / "special_tokens_map.json").write_text(json.dumps({"pad_token": tok.pad_token}))

@@ -1,0 +1,123 @@
+"""The torch backend: the reference. Each graph is its export wrapper run eagerly in torch, and
+the scheduler is diffusers' own, so the numpy pipeline around them is checked against diffusers."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from lredit.export import wrappers
+
+from ..config import EditConfig
+from ..errors import InputError
+from ..pipeline import EditPipeline, PipelineAssets
+from .models import ModelSet
+
+# diffusers scheduler class and the config overrides that select each named variant.
+SCHEDULER_CLASSES = {
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "ddim": ("DDIMScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+}
+
+
+class TorchSession:
+    """Runs one wrapper module; float inputs are cast to the session dtype, outputs to float32."""
+
+    def __init__(self, module: torch.nn.Module, input_names, output_names, device="cpu", dtype=torch.float32):
+        self.module = module.to(device=device, dtype=dtype).eval()
+        self.input_names, self.output_names = tuple(input_names), tuple(output_names)
+        self.device, self.dtype = torch.device(device), dtype
+
+    def _tensor(self, value: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(value)).to(self.device)
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+
+    @torch.inference_mode()
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.module(*(self._tensor(feeds[name]) for name in self.input_names))
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        return {name: out.float().cpu().numpy() for name, out in zip(self.output_names, outputs)}
+
+
+class DiffusersScheduler:
+    """A diffusers scheduler behind the numpy Scheduler protocol."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    @property
+    def init_noise_sigma(self) -> float:
+        return float(self.scheduler.init_noise_sigma)
+
+    def set_timesteps(self, steps: int) -> np.ndarray:
+        self.scheduler.set_timesteps(steps)
+        self._timesteps = self.scheduler.timesteps
+        return self._timesteps.cpu().numpy()
+
+    def _t(self, timestep):
+        # diffusers looks steps up by value in its own timesteps tensor: pass its element.
+        index = int(np.nonzero(self._timesteps.cpu().numpy() == timestep)[0][0])
+        return self._timesteps[index]
+
+    def scale_model_input(self, sample: np.ndarray, timestep) -> np.ndarray:
+        return self.scheduler.scale_model_input(torch.from_numpy(sample), self._t(timestep)).numpy()
+
+    def step(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
+        out = self.scheduler.step(torch.from_numpy(model_output), self._t(timestep), torch.from_numpy(sample))
+        return out.prev_sample.numpy()
+
+
+def diffusers_scheduler(scheduler_config: dict, name: str):
+    """A fresh diffusers scheduler: 'model' = the class the model folder names."""
+    import diffusers
+
+    if name == "model":
+        class_name, overrides = scheduler_config.get("_class_name", "PNDMScheduler"), {}
+    elif name in SCHEDULER_CLASSES:
+        class_name, overrides = SCHEDULER_CLASSES[name]
+    else:
+        raise InputError(f"scheduler {name!r} is unknown; expected 'model' or one of {tuple(SCHEDULER_CLASSES)}")
+    cls = getattr(diffusers, class_name)
+    return cls.from_config({**scheduler_config, **overrides})
+
+
+def torch_sessions(models: ModelSet, config: EditConfig, device="cpu", dtype=torch.float32) -> dict[str, TorchSession]:
+    """One session per graph, with the same names as the exported graphs."""
+    fp32 = torch.float32
+    return {
+        "dino": TorchSession(wrappers.DinoGraph(models.dino, config.dino_size), ["pixels"], ["features", "saliency"], device, dtype),
+        # The RGN is tiny and its argmax decides boxes: it stays fp32 on every backend.
+        "rgn": TorchSession(wrappers.RgnGraph(models.region_net), ["pooled"], ["log_probs"], device, fp32),
+        "clip_text": TorchSession(wrappers.ClipTextGraph(models.clip), ["input_ids"], ["text_embeds"], device, dtype),
+        "clip_vision": TorchSession(wrappers.ClipVisionGraph(models.clip), ["pixels"], ["image_embeds"], device, dtype),
+        "sd_text": TorchSession(wrappers.SdTextGraph(models.sd_text_encoder), ["input_ids"], ["hidden_states"], device, dtype),
+        "unet": TorchSession(
+            wrappers.UnetGraph(models.unet), ["sample", "timestep", "encoder_hidden_states"], ["noise_pred"], device, dtype
+        ),
+        "vae_encoder": TorchSession(wrappers.VaeEncoderGraph(models.vae), ["images"], ["latents"], device, dtype),
+        "vae_decoder": TorchSession(wrappers.VaeDecoderGraph(models.vae), ["latents"], ["images"], device, dtype),
+    }
+
+
+def reference_pipeline(models: ModelSet, config: EditConfig | None = None, device="cpu", dtype=torch.float32) -> EditPipeline:
+    """The torch reference: torch graphs, diffusers schedulers, the shared numpy stages."""
+    config = (config or EditConfig()).validated()
+    weight, bias = models.region_net.projection_arrays()
+    assets = PipelineAssets(
+        clip_tokenizer=models.clip_tokenizer,
+        sd_tokenizer=models.sd_tokenizer,
+        projection_weight=weight,
+        projection_bias=bias,
+        make_scheduler=lambda name: DiffusersScheduler(diffusers_scheduler(models.scheduler_config, name)),
+        random_weights=models.random_weights,
+        sources=dict(models.sources),
+        latent_channels=int(models.vae.config.latent_channels),
+        vae_scale_factor=2 ** (len(models.vae.config.block_out_channels) - 1),
+        clip_image_size=int(models.clip.config.vision_config.image_size),
+    )
+    return EditPipeline(torch_sessions(models, config, device, dtype), assets, config)

@@ -1,0 +1,30 @@
+"""The one session contract every backend implements, and the graph names the pipeline uses."""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol
+
+import numpy as np
+
+GRAPH_NAMES = ("dino", "rgn", "clip_text", "clip_vision", "sd_text", "unet", "vae_encoder", "vae_decoder")
+
+
+class GraphSession(Protocol):
+    """Runs one graph: named numpy inputs in, named numpy outputs out."""
+
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+class Scheduler(Protocol):
+    """A diffusion scheduler over numpy arrays: diffusers' interface, reduced to what the loop uses."""
+
+    init_noise_sigma: float
+
+    def set_timesteps(self, steps: int) -> np.ndarray: ...
+
+    def scale_model_input(self, sample: np.ndarray, timestep: float) -> np.ndarray: ...
+
+    def step(self, model_output: np.ndarray, timestep: float, sample: np.ndarray) -> np.ndarray: ...

@@ -1,0 +1,25 @@
+"""Named stage timers: wall time per stage (perf_counter), accumulated across repeats."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+
+class StageTimer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def report(self) -> dict[str, float]:
+        """Stage -> milliseconds."""
+        return {name: round(sec * 1000.0, 3) for name, sec in self.seconds.items()}

@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from lredit.engine.config import EditConfig
+
+# Small geometry for fast tests: 64 px inpainting (8x8 latents), 3 steps, 3 candidates.
+FAST = dict(working_size=64, steps=3, anchors=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    from lredit.engine.reference.models import ModelSources, load_models
+
+    cfg = EditConfig()
+    return load_models(ModelSources(preset="tiny"), sizes=len(cfg.half_sizes), channels=cfg.proj_channels, roi_size=cfg.roi_size)
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_models):
+    from lredit.engine.reference.torch_backend import reference_pipeline
+
+    return reference_pipeline(tiny_models, EditConfig(**FAST))
+
+
+@pytest.fixture()
+def photo():
+    rng = np.random.default_rng(7)
+    base = np.linspace(0, 255, 96 * 128 * 3).reshape(96, 128, 3)
+    noise = rng.uniform(0, 60, size=base.shape)
+    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
