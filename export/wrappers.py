@@ -107,3 +107,48 @@ class VaeDecoderGraph(nn.Module):
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(latents / self.scale, return_dict=False)[0]
+
+
+class _RoiAlign(torch.autograd.Function):
+    """ROI-align that exports as the standard ONNX RoiAlign (aligned=False, avg, adaptive
+    sampling). Eager values come from the numpy reference (this path is only traced)."""
+
+    @staticmethod
+    def forward(ctx, features, rois, output_size: int):
+        from lredit.kernels.roi_pool_ref import roi_align
+
+        out = roi_align(features[0].detach().cpu().numpy(), rois.detach().cpu().numpy(), output_size)
+        return torch.from_numpy(out).to(features.dtype)
+
+    @staticmethod
+    def symbolic(g, features, rois, output_size: int):
+        zeros = g.op("ConstantOfShape", g.op("Gather", g.op("Shape", rois), g.op("Constant", value_t=torch.tensor([0]))),
+                     value_t=torch.tensor([0], dtype=torch.int64))
+        return g.op(
+            "RoiAlign", features, rois, zeros, mode_s="avg", output_height_i=output_size, output_width_i=output_size,
+            sampling_ratio_i=0, spatial_scale_f=1.0, coordinate_transformation_mode_s="output_half_pixel",
+        )
+
+
+class RgnRoiGraph(nn.Module):
+    """features [1, h*w, d], anchors [K, 2] (x, y cells) -> log_probs [K, M]: projection,
+    proposals clamped to the map, ROI-align and the RGN head in one graph."""
+
+    def __init__(self, region_net: nn.Module, half_sizes, grid):
+        super().__init__()
+        self.region_net = region_net
+        self.grid = tuple(grid)
+        self.register_buffer("half_sizes", torch.tensor(half_sizes, dtype=torch.float32).view(1, -1, 1), persistent=False)
+
+    def forward(self, features: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        rows, cols = self.grid
+        dim = features.shape[-1]
+        fmap = features.transpose(1, 2).reshape(1, dim, rows, cols)
+        projected = self.region_net.projection(fmap)
+        centre = anchors.unsqueeze(1)  # [K, 1, 2]
+        lo = torch.clamp(centre - self.half_sizes, min=0.0)
+        hi = torch.minimum(centre + self.half_sizes, torch.tensor([cols - 1.0, rows - 1.0]))
+        boxes = torch.cat([lo, hi], dim=-1).reshape(-1, 4)  # [K*M, 4]
+        pooled = _RoiAlign.apply(projected, boxes, self.region_net.roi_size)
+        k = anchors.shape[0]
+        return self.region_net(pooled.reshape(k, -1, pooled.shape[-2], pooled.shape[-1]))

@@ -1,0 +1,232 @@
+"""lr-export's library function: models -> bundle (ONNX graphs, manifest, parity report).
+
+Idempotent: a graph whose source key (spec, settings, precision, opset, weights) and file hashes
+are unchanged is reused. An export in progress leaves the manifest marked incomplete; the
+runtime refuses such a bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+import lredit
+from lredit.engine.config import EditConfig
+from lredit.engine.errors import LreditError
+
+from . import bundle as layout
+from .onnx_export import check_parity, export_onnx
+from .specs import PIPELINE_GRAPHS, SPECS, ExportSettings
+
+log = logging.getLogger(__name__)
+
+
+class Precision(str, Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+
+
+class ExportError(LreditError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    out: Path
+    models: str = "tiny"
+    """'tiny', 'full-random' or a models folder (see lr-edit --models)."""
+    precision: Precision = Precision.FP32
+    """fp16 halves size and roughly doubles GPU speed; fragile ops stay fp32 (see manifest)."""
+    graphs: tuple[str, ...] = (*PIPELINE_GRAPHS, "rgn_roi")
+    opset: int = 17
+    settings: ExportSettings = field(default_factory=ExportSettings)
+    parity_seed: int = 1234
+    trt: bool = False
+
+
+def _weights_digest(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _source_key(name: str, module: torch.nn.Module, cfg: ExportConfig) -> str:
+    spec = SPECS[name]
+    desc = json.dumps(
+        {
+            "spec": repr((spec.inputs, spec.outputs, spec.axes, spec.fp16, spec.fp16_keep_fp32)),
+            "settings": asdict(cfg.settings),
+            "precision": cfg.precision.value,
+            "opset": cfg.opset,
+            "weights": _weights_digest(module),
+            "lredit": lredit.__version__,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(desc.encode()).hexdigest()
+
+
+def run_export(cfg: ExportConfig, on_graph: Callable[[str, str], None] | None = None) -> dict:
+    """Export every requested graph into cfg.out; returns the manifest. `on_graph(name, status)`
+    reports progress ('exported', 'reused', 'rebuilt: ...')."""
+    from lredit.engine.reference.models import ModelSources, load_models
+
+    unknown = [g for g in cfg.graphs if g not in SPECS]
+    if unknown:
+        raise ExportError(f"unknown graphs {unknown}; choose from {sorted(SPECS)}")
+    out = Path(cfg.out)
+    old = layout.read_manifest(out)
+    if out.exists() and any(out.iterdir()) and old is None:
+        raise ExportError(f"--out {out} is a non-empty folder without {layout.MANIFEST}; refusing to write into it")
+    s = cfg.settings
+    models = load_models(ModelSources.parse(cfg.models), sizes=s.sizes, channels=s.channels, roi_size=s.roi_size)
+    if old is not None:
+        layout.write_json_atomic(out / layout.MANIFEST, {**old, "complete": False})
+    started = time.perf_counter()
+    graphs, parity, failures = {}, {}, []
+    old_parity = _read_parity(out)
+    staging = Path(tempfile.mkdtemp(dir=_mkdir(out), prefix=".staging-"))
+    try:
+        for name in cfg.graphs:
+            entry, report, status = _export_one(name, models, cfg, out, staging, (old or {}).get("graphs", {}).get(name), old_parity.get(name))
+            graphs[name], parity[name] = entry, report
+            failures += [f"{name}.{o}: {_failure(r)}" for o, r in report.items() if not r["ok"]]
+            if on_graph:
+                on_graph(name, status)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    extra_files = _write_assets(models, out)
+    layout.write_json_atomic(out / layout.PARITY, parity)
+    manifest = _manifest(cfg, models, graphs, extra_files, complete=not failures, seconds=time.perf_counter() - started)
+    layout.write_json_atomic(out / layout.MANIFEST, manifest)
+    if failures:
+        raise ExportError(f"parity check failed for {len(failures)} output(s): " + "; ".join(failures))
+    return manifest
+
+
+def _failure(report: dict) -> str:
+    if "error" in report:
+        return report["error"]
+    if not report["finite"]:
+        return "NaN/Inf in the ONNX output (fp16 overflow?)"
+    return f"max abs {report['max_abs']:.3g} exceeds atol {report['atol']:.1g} + rtol {report['rtol']:.1g}"
+
+
+def _mkdir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create bundle folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _read_parity(out: Path) -> dict:
+    try:
+        return json.loads((out / layout.PARITY).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_entry, old_report):
+    spec = SPECS[name]
+    module = spec.wrap(models, cfg.settings)
+    sizes = spec.static_sizes(models, cfg.settings)
+    key = _source_key(name, module, cfg)
+    if old_entry and old_entry.get("source_key") == key and old_report:
+        if layout.files_intact(out, old_entry["files"]):
+            return old_entry, old_report, "reused (unchanged)"
+        status = "rebuilt (a file was missing or its sha256 did not match)"
+    else:
+        status = "exported"
+    rel = layout.onnx_name(name)
+    written = export_onnx(spec, module, sizes, staging / rel, cfg.precision.value, cfg.opset)
+    report = check_parity(spec, module, sizes, staging / rel, cfg.precision.value, cfg.parity_seed)
+    files = {}
+    (out / "onnx").mkdir(exist_ok=True)
+    for path in written:
+        final = out / "onnx" / path.name
+        path.replace(final)
+        files[f"onnx/{path.name}"] = layout.sha256_file(final)
+    precision = cfg.precision.value if spec.fp16 else "fp32"
+    entry = {
+        "file": rel,
+        "files": files,
+        "source_key": key,
+        "precision": precision,
+        "fp32_ops": list(spec.fp16_keep_fp32) if precision == "fp16" else [],
+        "notes": spec.notes,
+        "opset": cfg.opset,
+        "profile": {k: {p: list(v) for p, v in prof.items()} for k, prof in spec.profile(sizes).items()},
+        **spec.table(sizes),
+    }
+    return entry, report, status
+
+
+def _write_assets(models, out: Path) -> dict[str, str]:
+    """Tokenizer files and the projection; returns {relative path: sha256}."""
+    written = {}
+    for family, tok in (("clip", models.clip_tokenizer), ("sd", models.sd_tokenizer)):
+        folder = out / "tokenizer" / family
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tok.files[0], folder / "vocab.json")
+        shutil.copyfile(tok.files[1], folder / "merges.txt")
+        (folder / "special_tokens_map.json").write_text(json.dumps({"pad_token": tok.pad_token}))
+        for name in ("vocab.json", "merges.txt", "special_tokens_map.json"):
+            written[f"tokenizer/{family}/{name}"] = layout.sha256_file(folder / name)
+    weight, bias = models.region_net.projection_arrays()
+    with tempfile.NamedTemporaryFile(dir=out, suffix=".npz", delete=False) as f:
+        np.savez(f, weight=weight, bias=bias)
+    Path(f.name).replace(out / "rgn_projection.npz")
+    written["rgn_projection.npz"] = layout.sha256_file(out / "rgn_projection.npz")
+    return written
+
+
+def _manifest(cfg: ExportConfig, models, graphs: dict, assets: dict, *, complete: bool, seconds: float) -> dict:
+    from .scheduler_tables import scheduler_tables
+    from lredit.engine.outputs import versions
+
+    edit = EditConfig()
+    s = cfg.settings
+    return {
+        "format_version": layout.FORMAT_VERSION,
+        "complete": complete,
+        "lredit_version": lredit.__version__,
+        "precision": cfg.precision.value,
+        "opset": cfg.opset,
+        "export_seconds": round(seconds, 2),
+        "models": {"source": cfg.models, "families": models.sources, "random_weights": models.random_weights},
+        "graphs": graphs,
+        "assets": assets,
+        "pipeline": {
+            "dino_size": s.dino_size,
+            "dino_patch": int(models.dino.config.patch_size),
+            "working_size": s.working_size,
+            "anchors": edit.anchors,
+            "max_candidates": s.max_candidates,
+            "half_sizes": list(s.half_sizes),
+            "roi_size": s.roi_size,
+            "proj_channels": s.channels,
+            "prompt_template": edit.prompt_template,
+            "rank_alpha": edit.rank_alpha,
+            "rank_beta": edit.rank_beta,
+            "rank_top_t2i": edit.rank_top_t2i,
+            "latent_channels": int(models.vae.config.latent_channels),
+            "vae_scale_factor": 2 ** (len(models.vae.config.block_out_channels) - 1),
+            "clip_image_size": int(models.clip.config.vision_config.image_size),
+        },
+        "scheduler": scheduler_tables(models.scheduler_config),
+        "versions": versions(),
+    }

@@ -1,0 +1,28 @@
+"""The scheduler's tables from diffusers, written to the manifest: the runtime applies the update
+rules with numpy and checks its own timesteps against these."""
+
+from __future__ import annotations
+
+from lredit.engine.reference.torch_backend import SCHEDULER_CLASSES, diffusers_scheduler
+
+TABLE_STEPS = (10, 25, 50)
+
+
+def scheduler_tables(config: dict) -> dict:
+    base = diffusers_scheduler(config, "model")
+    tables = {}
+    for name in ("model", *SCHEDULER_CLASSES):
+        per_steps = {}
+        for steps in TABLE_STEPS:
+            sched = diffusers_scheduler(config, name)
+            sched.set_timesteps(steps)
+            row = {"timesteps": [float(t) for t in sched.timesteps.tolist()]}
+            if getattr(sched, "sigmas", None) is not None:
+                row["sigmas"] = [float(s) for s in sched.sigmas.tolist()]
+            per_steps[str(steps)] = row
+        tables[name] = {"class": type(sched).__name__, "steps": per_steps}
+    return {
+        "config": {k: v for k, v in dict(config).items()},
+        "alphas_cumprod": [float(a) for a in base.alphas_cumprod.tolist()],
+        "tables": tables,
+    }

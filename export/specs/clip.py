@@ -1,0 +1,35 @@
+from lredit.export import wrappers
+
+from .base import Axis, GraphSpec, Tensor, Tolerance
+
+TEXT_SPEC = GraphSpec(
+    name="clip_text",
+    inputs=(Tensor("input_ids", ("batch", "text_len"), dtype="int64", fill="ids"),),
+    outputs=(Tensor("text_embeds", ("batch", "proj")),),
+    axes=(Axis("batch", 1, 1, 4),),
+    wrap=lambda m, s: wrappers.ClipTextGraph(m.clip),
+    static_sizes=lambda m, s: {"text_len": 77, "proj": m.clip.config.projection_dim},
+    tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
+)
+
+VISION_SPEC = GraphSpec(
+    name="clip_vision",
+    inputs=(Tensor("pixels", ("batch", 3, "image", "image")),),
+    outputs=(Tensor("image_embeds", ("batch", "proj")),),
+    axes=(Axis("batch", 1, 10, 17),),
+    wrap=lambda m, s: wrappers.ClipVisionGraph(m.clip),
+    static_sizes=lambda m, s: {"image": m.clip.config.vision_config.image_size, "proj": m.clip.config.projection_dim},
+    tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
+    notes="batch = K candidates + the source image",
+)
+
+SD_TEXT_SPEC = GraphSpec(
+    name="sd_text",
+    inputs=(Tensor("input_ids", ("batch", "text_len"), dtype="int64", fill="ids"),),
+    outputs=(Tensor("hidden_states", ("batch", "text_len", "context")),),
+    axes=(Axis("batch", 1, 2, 2),),
+    wrap=lambda m, s: wrappers.SdTextGraph(m.sd_text_encoder),
+    static_sizes=lambda m, s: {"text_len": 77, "context": m.sd_text_encoder.config.hidden_size},
+    tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
+    notes="batch 2 = (negative, prompt)",
+)

@@ -1,0 +1,18 @@
+from lredit.export import wrappers
+
+from .base import Axis, GraphSpec, Tensor, Tolerance
+
+SPEC = GraphSpec(
+    name="dino",
+    inputs=(Tensor("pixels", ("batch", 3, "image", "image"), fill="unit"),),
+    outputs=(Tensor("features", ("batch", "tokens", "dim")), Tensor("saliency", ("batch", "tokens"))),
+    axes=(Axis("batch", 1, 1, 4),),
+    wrap=lambda m, s: wrappers.DinoGraph(m.dino, s.dino_size),
+    static_sizes=lambda m, s: {
+        "image": s.dino_size,
+        "tokens": (s.dino_size // m.dino.config.patch_size) ** 2,
+        "dim": m.dino.config.hidden_size,
+    },
+    tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
+    notes="features after the final LayerNorm; saliency = last block CLS attention, mean over heads",
+)

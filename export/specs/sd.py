@@ -1,0 +1,45 @@
+from lredit.export import wrappers
+
+from .base import Axis, GraphSpec, Tensor, Tolerance
+
+
+def _latent(m, s):
+    factor = 2 ** (len(m.vae.config.block_out_channels) - 1)
+    return s.working_size // factor
+
+
+UNET_SPEC = GraphSpec(
+    name="unet",
+    inputs=(
+        Tensor("sample", ("batch", 9, "latent", "latent")),
+        Tensor("timestep", ("batch",), fill="timestep"),
+        Tensor("encoder_hidden_states", ("batch", "text_len", "context")),
+    ),
+    outputs=(Tensor("noise_pred", ("batch", 4, "latent", "latent")),),
+    axes=(Axis("batch", 2, 18, 32),),  # 2K rows with guidance, K in 1..16
+    wrap=lambda m, s: wrappers.UnetGraph(m.unet),
+    static_sizes=lambda m, s: {"latent": _latent(m, s), "text_len": 77, "context": m.unet.config.cross_attention_dim},
+    tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
+)
+
+VAE_ENCODER_SPEC = GraphSpec(
+    name="vae_encoder",
+    inputs=(Tensor("images", ("batch", 3, "image", "image")),),
+    outputs=(Tensor("latents", ("batch", 4, "latent", "latent")),),
+    axes=(Axis("batch", 1, 9, 16),),
+    wrap=lambda m, s: wrappers.VaeEncoderGraph(m.vae),
+    static_sizes=lambda m, s: {"image": s.working_size, "latent": _latent(m, s)},
+    tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
+    notes="posterior mean x scaling_factor",
+)
+
+VAE_DECODER_SPEC = GraphSpec(
+    name="vae_decoder",
+    inputs=(Tensor("latents", ("batch", 4, "latent", "latent")),),
+    outputs=(Tensor("images", ("batch", 3, "image", "image")),),
+    axes=(Axis("batch", 1, 9, 16),),
+    wrap=lambda m, s: wrappers.VaeDecoderGraph(m.vae),
+    static_sizes=lambda m, s: {"image": s.working_size, "latent": _latent(m, s)},
+    tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
+    notes="input divided by scaling_factor in-graph; output in about [-1, 1]",
+)

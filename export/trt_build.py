@@ -1,0 +1,128 @@
+"""ONNX -> TensorRT engines: strongly typed networks (fp16 comes from the fp16 ONNX), profiles from
+the specs, a timing cache in the bundle. Works against `tensorrt` (GPU machines) and
+`tensorrt_rtx` (builds ahead of time without a GPU; proves the graphs parse and build)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from . import bundle as layout
+from .exporter import ExportError
+
+log = logging.getLogger(__name__)
+
+
+def require_tensorrt(allow_rtx: bool = False):
+    """The TensorRT module, or an ExportError saying what is missing and how to install it."""
+    try:
+        import tensorrt as trt
+
+        return trt
+    except ImportError:
+        pass
+    if allow_rtx:
+        try:
+            import tensorrt_rtx as trt
+
+            return trt
+        except ImportError:
+            pass
+    raise ExportError(
+        "TensorRT is not installed: pip install 'lredit[trt]' on a machine with an NVIDIA GPU "
+        "(driver + CUDA 12/13); the ONNX bundle is usable with --backend ort meanwhile"
+    )
+
+
+def gpu_compute_capability() -> str:
+    """'sm90'-style tag of GPU 0, or an ExportError when no GPU/driver is present."""
+    try:
+        from cuda.bindings import driver
+    except ImportError:
+        try:
+            from cuda import cuda as driver  # older cuda-python
+        except ImportError:
+            raise ExportError("building TensorRT engines needs a GPU and cuda-python: pip install 'lredit[gpu,trt]'") from None
+    try:
+        (err,) = driver.cuInit(0)
+        if int(err) != 0:
+            raise RuntimeError(err)
+        err, major = driver.cuDeviceGetAttribute(driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0)
+        err2, minor = driver.cuDeviceGetAttribute(driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, 0)
+    except Exception as exc:  # cuInit raises or returns an error without a driver
+        raise ExportError(f"no usable NVIDIA GPU for TensorRT engine builds ({exc}); run lr-export --trt on the GPU machine") from None
+    return f"sm{major}{minor}"
+
+
+def profile_key(profile: dict) -> str:
+    return hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def build_engine(trt, onnx_path: Path, profile: dict, engine_path: Path, timing_cache: Path | None = None) -> None:
+    """Parse `onnx_path` into a strongly typed network, add the min/opt/max profile, build and
+    write `engine_path` atomically. Raises ExportError with the parser's messages."""
+    logger = trt.Logger(trt.Logger.WARNING)
+    if hasattr(trt, "init_libnvinfer_plugins"):  # RoiAlign (rgn_roi) is a plugin in TensorRT
+        trt.init_libnvinfer_plugins(logger, "")
+    builder = trt.Builder(logger)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ExportError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+    config = builder.create_builder_config()
+    opt = builder.create_optimization_profile()
+    for name, shapes in profile.items():
+        opt.set_shape(name, tuple(shapes["min"]), tuple(shapes["opt"]), tuple(shapes["max"]))
+    config.add_optimization_profile(opt)
+    cache = None
+    if timing_cache is not None and hasattr(config, "create_timing_cache"):
+        cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
+        config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ExportError(f"TensorRT failed to build an engine for {onnx_path.name} (see the log above)")
+    _write_atomic(engine_path, bytes(serialized))
+    if cache is not None:
+        _write_atomic(timing_cache, bytes(cache.serialize()))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_engines(bundle: Path, manifest: dict, on_graph=None, *, trt=None, sm: str | None = None, graphs=None) -> dict:
+    """Build an engine per graph of the bundle (or of `graphs`) and record them in the manifest."""
+    trt = trt or require_tensorrt()
+    sm = sm or gpu_compute_capability()
+    bundle = Path(bundle)
+    engines = {}
+    for name, entry in manifest["graphs"].items():
+        if graphs is not None and name not in graphs:
+            continue
+        key = profile_key(entry["profile"])
+        rel = layout.engine_name(name, entry["precision"], key, trt.__version__, sm)
+        if not (bundle / rel).is_file():
+            build_engine(trt, bundle / entry["file"], entry["profile"], bundle / rel, bundle / "trt" / "timing.cache")
+            status = f"engine built: {rel}"
+        else:
+            status = f"engine reused: {rel}"
+        entry["engine"] = {"file": rel, "sha256": layout.sha256_file(bundle / rel), "tensorrt": trt.__version__, "sm": sm}
+        engines[name] = rel
+        if on_graph:
+            on_graph(name, status)
+    layout.write_json_atomic(bundle / layout.MANIFEST, manifest)
+    return engines

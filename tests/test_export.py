@@ -1,0 +1,159 @@
+"""lr-export: every graph against its torch module on ONNX Runtime, bundles, idempotency."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lredit.export import bundle as layout
+from lredit.export.exporter import ExportConfig, ExportError, Precision, run_export
+from lredit.export.specs import SPECS, ExportSettings
+
+SETTINGS = ExportSettings(working_size=64)
+# Tolerances of this test (fresh inputs, batch other than the export batch): |ort - torch| max abs.
+FP32_ATOL = 1e-4
+FP16_ATOL = 5e-2
+TESTED = ["dino", "rgn", "rgn_roi", "clip_text", "clip_vision", "sd_text", "unet", "vae_encoder", "vae_decoder"]
+
+
+def test_every_spec_has_a_parity_test():
+    assert set(SPECS) == set(TESTED), "add the new graph to TESTED (and check its parity below)"
+
+
+@pytest.fixture(scope="module", params=["fp32", "fp16"])
+def exported(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"bundle_{request.param}")
+    statuses = {}
+    manifest = run_export(ExportConfig(out=out, precision=Precision(request.param), settings=SETTINGS),
+                          lambda g, s: statuses.setdefault(g, s))
+    return request.param, out, manifest, statuses
+
+
+@pytest.mark.parametrize("graph", TESTED)
+def test_graph_parity_on_fresh_inputs(exported, tiny_models, graph):
+    import onnxruntime as ort
+
+    precision, out, manifest, _ = exported
+    spec = SPECS[graph]
+    sizes = spec.static_sizes(tiny_models, SETTINGS)
+    rng = np.random.default_rng(99)
+    dynamic = {a.name: a.max if a.max != a.opt else a.min for a in spec.axes}
+    feeds = spec.dummy_inputs(sizes, rng, dynamic=dynamic)
+    sess = ort.InferenceSession(str(out / manifest["graphs"][graph]["file"]), providers=["CPUExecutionProvider"])
+    got = sess.run(None, feeds)
+    with torch.no_grad():
+        ref = spec.wrap(tiny_models, SETTINGS)(*(torch.from_numpy(feeds[t.name]) for t in spec.inputs))
+    ref = (ref,) if isinstance(ref, torch.Tensor) else ref
+    atol = FP16_ATOL if precision == "fp16" and spec.fp16 else FP32_ATOL
+    for t, g, r in zip(spec.outputs, got, ref):
+        assert g.shape == tuple(r.shape), t.name
+        assert np.abs(g - r.numpy()).max() <= atol, f"{graph}.{t.name}"
+        assert np.std(r.numpy()) > 0, f"{graph}.{t.name}: constant output makes parity meaningless"
+
+
+def test_manifest_lists_graphs_with_matching_sha256_and_parity_within_tolerance(exported):
+    precision, out, manifest, statuses = exported
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk["complete"] is True and on_disk["format_version"] == layout.FORMAT_VERSION
+    assert set(on_disk["graphs"]) == set(TESTED)
+    for name, entry in on_disk["graphs"].items():
+        for rel, digest in entry["files"].items():
+            assert layout.sha256_file(out / rel) == digest
+        expected = precision if SPECS[name].fp16 else "fp32"
+        assert entry["precision"] == expected
+        assert entry["fp32_ops"] == (list(SPECS[name].fp16_keep_fp32) if expected == "fp16" else [])
+    parity = json.loads((out / "parity.json").read_text())
+    assert all(r["ok"] for g in parity.values() for r in g.values())
+    sched = on_disk["scheduler"]
+    assert len(sched["alphas_cumprod"]) == 1000 and len(sched["tables"]["model"]["steps"]["50"]["timesteps"]) == 51
+    assert on_disk["pipeline"]["half_sizes"] == [4, 6, 8, 10, 12, 14]
+    assert set(statuses.values()) == {"exported"}
+
+
+def test_rgn_roi_graph_matches_reference_pooling(exported, tiny_models):
+    import onnxruntime as ort
+
+    from lredit.engine.anchors import proposal_boxes
+    from lredit.kernels.roi_pool_ref import pool_proposals, project_tokens
+
+    _, out, manifest, _ = exported
+    rng = np.random.default_rng(5)
+    tokens = rng.standard_normal((1024, 32)).astype(np.float32) * 3
+    anchors_rc = np.array([[0, 0], [5, 30], [16, 16], [31, 2]])
+    boxes = proposal_boxes(anchors_rc, SETTINGS.half_sizes, (32, 32), fix_axes=True)
+    w, b = tiny_models.region_net.projection_arrays()
+    pooled = pool_proposals(project_tokens(tokens, (32, 32), w, b), boxes, 8)
+    with torch.no_grad():
+        ref = tiny_models.region_net(torch.from_numpy(pooled)).numpy()
+    sess = ort.InferenceSession(str(out / manifest["graphs"]["rgn_roi"]["file"]), providers=["CPUExecutionProvider"])
+    xy = anchors_rc[:, ::-1].astype(np.float32)
+    got = sess.run(None, {"features": tokens[None], "anchors": xy})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_reexport_reuses_detects_corruption_and_marks_interrupts(tmp_path):
+    out = tmp_path / "b"
+    graphs = ("rgn", "sd_text")
+    cfg = ExportConfig(out=out, graphs=graphs, settings=SETTINGS)
+    run_export(cfg)
+    statuses = {}
+    run_export(cfg, lambda g, s: statuses.__setitem__(g, s))
+    assert statuses == {g: "reused (unchanged)" for g in graphs}
+    with open(out / "onnx" / "sd_text.onnx", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01\x02")
+    statuses.clear()
+    run_export(cfg, lambda g, s: statuses.__setitem__(g, s))
+    assert statuses["rgn"] == "reused (unchanged)" and statuses["sd_text"].startswith("rebuilt")
+
+    def interrupt(graph, status):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_export(ExportConfig(out=out, graphs=graphs, settings=SETTINGS, precision=Precision.FP16), interrupt)
+    assert json.loads((out / "manifest.json").read_text())["complete"] is False
+    assert not list(out.glob(".staging-*"))
+
+
+def test_refuses_foreign_folder_and_unknown_graph(tmp_path):
+    (tmp_path / "mine.txt").write_text("user data")
+    with pytest.raises(ExportError, match="without manifest.json; refusing"):
+        run_export(ExportConfig(out=tmp_path, graphs=("rgn",), settings=SETTINGS))
+    assert (tmp_path / "mine.txt").read_text() == "user data"
+    with pytest.raises(ExportError, match="unknown graphs"):
+        run_export(ExportConfig(out=tmp_path / "x", graphs=("nope",)))
+
+
+def test_trt_without_tensorrt_fails_at_once(tmp_path, capsys):
+    from lredit.export.cli import main
+
+    pytest.importorskip  # noqa: B018
+    try:
+        import tensorrt  # noqa: F401
+
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    code = main(["--out", str(tmp_path / "b"), "--trt", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "TensorRT is not installed: pip install 'lredit[trt]'" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_tensorrt_parser_builds_every_pipeline_graph(exported):
+    """tensorrt-rtx builds engines ahead of time without a GPU: proof that TensorRT's ONNX parser
+    takes every graph (CI installs it; see .ci/run). rgn_roi needs TensorRT's ROIAlign plugin,
+    which full TensorRT registers and tensorrt-rtx does not ship."""
+    trt = pytest.importorskip("tensorrt_rtx", reason="pip install tensorrt-rtx-cu13 to run the TensorRT parse test")
+    from lredit.export.trt_build import build_engines
+
+    precision, out, manifest, _ = exported
+    graphs = [g for g in manifest["graphs"] if g != "rgn_roi"]
+    engines = build_engines(out, json.loads((out / "manifest.json").read_text()), trt=trt, sm="aot", graphs=graphs)
+    assert sorted(engines) == sorted(graphs)
+    for name, rel in engines.items():
+        assert (out / rel).stat().st_size > 0
+        assert rel.startswith(f"trt/{name}.{'fp32' if name == 'rgn' else precision}.") and rel.endswith(f".trt{trt.__version__}.aot.engine")
+    with pytest.raises(ExportError, match="ROIAlign plugin"):
+        build_engines(out, json.loads((out / "manifest.json").read_text()), trt=trt, sm="aot", graphs=["rgn_roi"])
