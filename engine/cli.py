@@ -28,6 +28,7 @@ class RunOptions:
     sd: Path | None
     rgn: Path | None
     backend: str
+    bundle: Path | None
     device: str
     overwrite: bool
     progress: bool
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--sd", type=Path, help="SD inpainting folder (diffusers layout), overrides <models>/sd")
     src.add_argument("--rgn", type=Path, help="RGN checkpoint in the authors' format (anchor_net.* keys)")
     run = p.add_argument_group("runtime")
-    run.add_argument("--backend", default="torch", choices=["torch"], help="torch reference (ort/trt: see lr-export)")
+    run.add_argument("--bundle", type=Path, help="an lr-export bundle (needed for --backend ort)")
+    run.add_argument("--backend", choices=["torch", "ort", "trt"], help="default: ort with --bundle, else torch")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (fp16 on cuda)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true")
@@ -93,7 +95,8 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         clip=args.clip,
         sd=args.sd,
         rgn=args.rgn,
-        backend=args.backend,
+        backend=args.backend or ("ort" if args.bundle else "torch"),
+        bundle=args.bundle,
         device=args.device,
         overwrite=args.overwrite,
         progress=not args.no_progress,
@@ -106,12 +109,23 @@ def run(options: RunOptions, config: EditConfig) -> Path:
     """Load models, edit, write outputs; returns the output folder."""
     from . import outputs
     from .images import load_image
+    from .errors import InputError
     from .pipeline import validate_prompt
 
     outputs.prepare_output_dir(options.out, options.overwrite)
     image = load_image(options.image)  # fail on a bad image before loading any model
     validate_prompt(options.prompt)
-    pipeline, model_info = _torch_pipeline(options, config)
+    if options.bundle is not None:
+        from .editor import Editor
+
+        pipeline = Editor.from_bundle(options.bundle, options.backend, config=config).pipeline
+        model_info = {"bundle": str(options.bundle), "families": pipeline.assets.sources,
+                      "random_weights": pipeline.assets.random_weights}
+        config = pipeline.config
+    elif options.backend != "torch":
+        raise InputError(f"--backend {options.backend} runs an exported bundle: pass --bundle B (make one with lr-export --out B)")
+    else:
+        pipeline, model_info = _torch_pipeline(options, config)
     if pipeline.assets.random_weights:
         print(
             f"lr-edit: the '{options.models}' models have random weights: the output is a pipeline check, "

@@ -29,3 +29,14 @@ def photo():
     base = np.linspace(0, 255, 96 * 128 * 3).reshape(96, 128, 3)
     noise = rng.uniform(0, 60, size=base.shape)
     return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A tiny fp32 bundle built for the FAST geometry (working_size 64)."""
+    from lredit.export.exporter import ExportConfig, run_export
+    from lredit.export.specs import PIPELINE_GRAPHS, ExportSettings
+
+    out = tmp_path_factory.mktemp("tiny_bundle")
+    run_export(ExportConfig(out=out, graphs=PIPELINE_GRAPHS, settings=ExportSettings(working_size=64)))
+    return out

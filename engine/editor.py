@@ -1,0 +1,46 @@
+"""Editor: the Python API. `Editor.from_bundle(path, backend="ort").edit(image, prompt)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import EditConfig
+from .errors import BundleError
+from .pipeline import EditPipeline, EditResult
+
+BACKENDS = ("ort", "torch", "trt")
+
+
+class Editor:
+    def __init__(self, pipeline: EditPipeline, backend: str):
+        self.pipeline = pipeline
+        self.backend = backend
+
+    @classmethod
+    def from_bundle(cls, path, backend: str = "ort", providers=None, config: EditConfig | None = None, verify: bool = True) -> "Editor":
+        """ort: the bundle's ONNX graphs (providers default to CPU); torch: the models the bundle
+        was exported from (the reference); trt: not available yet."""
+        if backend == "ort":
+            from .runtime import load_ort_pipeline
+
+            return cls(load_ort_pipeline(Path(path), providers, config, verify), backend)
+        if backend == "torch":
+            from .reference.models import ModelSources, load_models
+            from .reference.torch_backend import reference_pipeline
+            from .runtime import read_manifest
+
+            manifest = read_manifest(Path(path))
+            pipe = manifest["pipeline"]
+            cfg = (config or EditConfig()).replace(
+                working_size=pipe["working_size"], dino_size=pipe["dino_size"], half_sizes=tuple(pipe["half_sizes"]),
+                roi_size=pipe["roi_size"], proj_channels=pipe["proj_channels"],
+            )
+            models = load_models(ModelSources.parse(manifest["models"]["source"]), sizes=len(cfg.half_sizes),
+                                 channels=cfg.proj_channels, roi_size=cfg.roi_size, proj_seed=cfg.proj_seed)
+            return cls(reference_pipeline(models, cfg), backend)
+        if backend == "trt":
+            raise BundleError("the TensorRT runtime backend is not implemented yet; use --backend ort (CUDA provider on GPU)")
+        raise BundleError(f"backend {backend!r} is unknown; expected one of {BACKENDS}")
+
+    def edit(self, image, prompt: str, source_caption: str | None = None, **overrides) -> EditResult:
+        return self.pipeline.edit(image, prompt, source_caption, **overrides)

@@ -1,0 +1,156 @@
+"""The torch-free runtime: a bundle's graphs on ONNX Runtime, behind the one session contract.
+
+Importing this module (and running an edit on the ORT backend) never imports torch, diffusers or
+transformers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .config import EditConfig
+from .errors import BundleError, InputError
+from .pipeline import EditPipeline, EditResult, PipelineAssets
+from .schedulers import make_scheduler
+from .sessions import GRAPH_NAMES
+from .tokenizer import ClipTokenizer
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1  # the bundle format this runtime reads (lredit.export.bundle writes it)
+_NP = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+class OrtSession:
+    """One graph on ONNX Runtime; feeds are cast to the dtypes the session declares."""
+
+    def __init__(self, path: Path, providers: Sequence[str] | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
+        except Exception as exc:  # ORT raises its own exception types for unreadable models
+            raise BundleError(f"ONNX Runtime cannot load {path}: {exc}; re-run lr-export to rebuild it") from None
+        inputs = self.session.get_inputs()
+        self.input_names = tuple(i.name for i in inputs)
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+        self.input_dtypes = {i.name: _NP.get(i.type, np.float32) for i in inputs}
+        self.providers = tuple(self.session.get_providers())
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        cast = {name: np.ascontiguousarray(feeds[name], dtype=self.input_dtypes[name]) for name in self.input_names}
+        outputs = self.session.run(None, cast)
+        return {name: np.asarray(out, dtype=np.float32) if out.dtype == np.float16 else out for name, out in zip(self.output_names, outputs)}
+
+
+def read_manifest(bundle: Path) -> dict:
+    path = Path(bundle) / "manifest.json"
+    if not path.is_file():
+        raise BundleError(f"no manifest.json in {bundle}: create the bundle with lr-export --out {bundle}")
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as exc:
+        raise BundleError(f"{path} is not valid JSON ({exc}); re-run lr-export --out {bundle}") from None
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise BundleError(
+            f"bundle {bundle} has format version {version}; this lredit reads up to {FORMAT_VERSION}: "
+            "upgrade lredit or re-export the bundle with this version"
+        )
+    if not manifest.get("complete"):
+        raise BundleError(f"bundle {bundle} is incomplete (an export was interrupted or failed parity): re-run lr-export --out {bundle}")
+    return manifest
+
+
+def _verify(bundle: Path, files: Mapping[str, str]) -> None:
+    for rel, digest in files.items():
+        path = bundle / rel
+        if not path.is_file():
+            raise BundleError(f"bundle file missing: {path}; re-run lr-export --out {bundle}")
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        if h.hexdigest() != digest:
+            raise BundleError(f"bundle file corrupt (sha256 mismatch): {path}; re-run lr-export --out {bundle}")
+
+
+def _check_io(name: str, session: OrtSession, entry: dict) -> None:
+    expected = [t["name"] for t in entry["inputs"]]
+    if list(session.input_names) != expected:
+        raise BundleError(f"graph {name}: inputs {list(session.input_names)} differ from the manifest's {expected}")
+    for meta, spec in zip(session.session.get_inputs(), entry["inputs"]):
+        for got, want in zip(meta.shape, spec["shape"]):
+            if isinstance(want, int) and isinstance(got, int) and got != want:
+                raise BundleError(f"graph {name}: input {meta.name} has shape {meta.shape}, the manifest says {spec['shape']}")
+
+
+def load_ort_pipeline(bundle: Path, providers=None, config: EditConfig | None = None, verify: bool = True) -> EditPipeline:
+    bundle = Path(bundle)
+    manifest = read_manifest(bundle)
+    missing = [g for g in GRAPH_NAMES if g not in manifest["graphs"]]
+    if missing:
+        raise BundleError(f"bundle {bundle} lacks the graphs {missing}; export them with lr-export --graphs {' '.join(missing)}")
+    sessions = {}
+    for name in GRAPH_NAMES:
+        entry = manifest["graphs"][name]
+        if verify:
+            _verify(bundle, entry["files"])
+        sessions[name] = OrtSession(bundle / entry["file"], providers)
+        _check_io(name, sessions[name], entry)
+    if verify:
+        _verify(bundle, manifest["assets"])
+    pipe = manifest["pipeline"]
+    with np.load(bundle / "rgn_projection.npz") as proj:
+        weight, bias = proj["weight"], proj["bias"]
+    sched = manifest["scheduler"]
+    assets = PipelineAssets(
+        clip_tokenizer=ClipTokenizer.from_folder(bundle / "tokenizer" / "clip"),
+        sd_tokenizer=ClipTokenizer.from_folder(bundle / "tokenizer" / "sd"),
+        projection_weight=weight,
+        projection_bias=bias,
+        make_scheduler=lambda name: make_scheduler(name, sched["config"], sched["alphas_cumprod"]),
+        random_weights=bool(manifest["models"].get("random_weights")),
+        sources=dict(manifest["models"].get("families", {})),
+        latent_channels=int(pipe["latent_channels"]),
+        vae_scale_factor=int(pipe["vae_scale_factor"]),
+        clip_image_size=int(pipe["clip_image_size"]),
+    )
+    base = config or EditConfig()
+    config = base.replace(
+        working_size=pipe["working_size"],
+        dino_size=pipe["dino_size"],
+        half_sizes=tuple(pipe["half_sizes"]),
+        roi_size=pipe["roi_size"],
+        proj_channels=pipe["proj_channels"],
+    )
+    return BundlePipeline(sessions, assets, config, manifest)
+
+
+class BundlePipeline(EditPipeline):
+    """An EditPipeline whose graph geometry is fixed by the bundle it was exported as."""
+
+    FIXED = ("working_size", "dino_size", "half_sizes", "roi_size", "proj_channels")
+
+    def __init__(self, sessions, assets, config, manifest):
+        super().__init__(sessions, assets, config)
+        self.manifest = manifest
+
+    def edit(self, image, prompt, source_caption=None, *, on_step=None, **overrides) -> EditResult:
+        for name in self.FIXED:
+            if name in overrides and overrides[name] != getattr(self.config, name):
+                raise InputError(
+                    f"{name}={overrides[name]!r}: this bundle was exported for {name}={getattr(self.config, name)!r}; "
+                    f"re-export with lr-export (e.g. --working-size) or use --backend torch"
+                )
+        limit = int(self.manifest["pipeline"].get("max_candidates", 16))
+        if overrides.get("anchors", self.config.anchors) > limit:
+            raise InputError(f"anchors={overrides.get('anchors', self.config.anchors)}: this bundle's graphs take at most {limit} candidates")
+        return super().edit(image, prompt, source_caption, on_step=on_step, **overrides)
