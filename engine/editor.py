@@ -27,14 +27,10 @@ class Editor:
         if backend == "torch":
             from .reference.models import ModelSources, load_models
             from .reference.torch_backend import reference_pipeline
-            from .runtime import read_manifest
+            from .runtime import bundle_config, read_manifest
 
             manifest = read_manifest(Path(path))
-            pipe = manifest["pipeline"]
-            cfg = (config or EditConfig()).replace(
-                working_size=pipe["working_size"], dino_size=pipe["dino_size"], half_sizes=tuple(pipe["half_sizes"]),
-                roi_size=pipe["roi_size"], proj_channels=pipe["proj_channels"],
-            )
+            cfg = bundle_config(manifest, config)
             models = load_models(ModelSources.parse(manifest["models"]["source"]), sizes=len(cfg.half_sizes),
                                  channels=cfg.proj_channels, roi_size=cfg.roi_size, proj_seed=cfg.proj_seed)
             return cls(reference_pipeline(models, cfg), backend)

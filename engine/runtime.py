@@ -6,13 +6,14 @@ transformers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from lredit.export import bundle as layout  # stdlib only: the bundle layout shared with the exporter
 
 from .config import EditConfig
 from .errors import BundleError, InputError
@@ -22,7 +23,6 @@ from .sessions import GRAPH_NAMES
 from .tokenizer import ClipTokenizer
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1  # the bundle format this runtime reads (lredit.export.bundle writes it)
 _NP = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
@@ -51,17 +51,17 @@ class OrtSession:
 
 
 def read_manifest(bundle: Path) -> dict:
-    path = Path(bundle) / "manifest.json"
+    path = Path(bundle) / layout.MANIFEST
     if not path.is_file():
-        raise BundleError(f"no manifest.json in {bundle}: create the bundle with lr-export --out {bundle}")
+        raise BundleError(f"no {layout.MANIFEST} in {bundle}: create the bundle with lr-export --out {bundle}")
     try:
         manifest = json.loads(path.read_text())
     except ValueError as exc:
         raise BundleError(f"{path} is not valid JSON ({exc}); re-run lr-export --out {bundle}") from None
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version > layout.FORMAT_VERSION:
         raise BundleError(
-            f"bundle {bundle} has format version {version}; this lredit reads up to {FORMAT_VERSION}: "
+            f"bundle {bundle} has format version {version}; this lredit reads up to {layout.FORMAT_VERSION}: "
             "upgrade lredit or re-export the bundle with this version"
         )
     if not manifest.get("complete"):
@@ -74,11 +74,7 @@ def _verify(bundle: Path, files: Mapping[str, str]) -> None:
         path = bundle / rel
         if not path.is_file():
             raise BundleError(f"bundle file missing: {path}; re-run lr-export --out {bundle}")
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        if h.hexdigest() != digest:
+        if layout.sha256_file(path) != digest:
             raise BundleError(f"bundle file corrupt (sha256 mismatch): {path}; re-run lr-export --out {bundle}")
 
 
@@ -123,15 +119,19 @@ def load_ort_pipeline(bundle: Path, providers=None, config: EditConfig | None = 
         vae_scale_factor=int(pipe["vae_scale_factor"]),
         clip_image_size=int(pipe["clip_image_size"]),
     )
-    base = config or EditConfig()
-    config = base.replace(
+    return BundlePipeline(sessions, assets, bundle_config(manifest, config), manifest)
+
+
+def bundle_config(manifest: dict, config: EditConfig | None = None) -> EditConfig:
+    """`config` with the graph geometry the bundle was exported for."""
+    pipe = manifest["pipeline"]
+    return (config or EditConfig()).replace(
         working_size=pipe["working_size"],
         dino_size=pipe["dino_size"],
         half_sizes=tuple(pipe["half_sizes"]),
         roi_size=pipe["roi_size"],
         proj_channels=pipe["proj_channels"],
     )
-    return BundlePipeline(sessions, assets, config, manifest)
 
 
 class BundlePipeline(EditPipeline):

@@ -9,6 +9,7 @@ shipped in open_clip (MIT license; see engine/data/LICENSE-clip-vocab.txt).
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -81,6 +82,15 @@ class ClipTokenizer:
         folder = Path(folder)
         pad = kwargs.pop("pad_token", None) or _pad_token_of(folder)
         return cls(folder / "vocab.json", folder / "merges.txt", pad_token=pad, **kwargs)
+
+    def save(self, folder: Path) -> list[Path]:
+        """Write a Hugging Face tokenizer folder that `from_folder` reads back; returns the files."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.files[0], folder / "vocab.json")
+        shutil.copyfile(self.files[1], folder / "merges.txt")
+        (folder / "special_tokens_map.json").write_text(json.dumps({"pad_token": self.pad_token}))
+        return [folder / name for name in ("vocab.json", "merges.txt", "special_tokens_map.json")]
 
     def encode(self, text: str) -> TokenizedText:
         tokens = self._tok.encode(text, add_special_tokens=False).ids

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         from .exporter import ExportConfig, Precision, run_export
-        from .specs import ExportSettings, SPECS
+        from .specs import ExportSettings
 
         settings = ExportSettings(working_size=args.working_size)
         cfg = ExportConfig(

@@ -8,6 +8,7 @@ runtime refuses such a bundle.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -177,21 +178,13 @@ def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_e
 
 def _write_assets(models, out: Path) -> dict[str, str]:
     """Tokenizer files and the projection; returns {relative path: sha256}."""
-    written = {}
-    for family, tok in (("clip", models.clip_tokenizer), ("sd", models.sd_tokenizer)):
-        folder = out / "tokenizer" / family
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tok.files[0], folder / "vocab.json")
-        shutil.copyfile(tok.files[1], folder / "merges.txt")
-        (folder / "special_tokens_map.json").write_text(json.dumps({"pad_token": tok.pad_token}))
-        for name in ("vocab.json", "merges.txt", "special_tokens_map.json"):
-            written[f"tokenizer/{family}/{name}"] = layout.sha256_file(folder / name)
+    paths = [*models.clip_tokenizer.save(out / "tokenizer" / "clip"), *models.sd_tokenizer.save(out / "tokenizer" / "sd")]
     weight, bias = models.region_net.projection_arrays()
-    with tempfile.NamedTemporaryFile(dir=out, suffix=".npz", delete=False) as f:
-        np.savez(f, weight=weight, bias=bias)
-    Path(f.name).replace(out / "rgn_projection.npz")
-    written["rgn_projection.npz"] = layout.sha256_file(out / "rgn_projection.npz")
-    return written
+    buffer = io.BytesIO()
+    np.savez(buffer, weight=weight, bias=bias)
+    layout.write_bytes_atomic(out / "rgn_projection.npz", buffer.getvalue())
+    paths.append(out / "rgn_projection.npz")
+    return {path.relative_to(out).as_posix(): layout.sha256_file(path) for path in paths}
 
 
 def _manifest(cfg: ExportConfig, models, graphs: dict, assets: dict, *, complete: bool, seconds: float) -> dict:

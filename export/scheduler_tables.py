@@ -22,7 +22,7 @@ def scheduler_tables(config: dict) -> dict:
             per_steps[str(steps)] = row
         tables[name] = {"class": type(sched).__name__, "steps": per_steps}
     return {
-        "config": {k: v for k, v in dict(config).items()},
+        "config": dict(config),
         "alphas_cumprod": [float(a) for a in base.alphas_cumprod.tolist()],
         "tables": tables,
     }

@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from . import bundle as layout
@@ -87,21 +85,9 @@ def build_engine(trt, onnx_path: Path, profile: dict, engine_path: Path, timing_
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ExportError(f"TensorRT failed to build an engine for {onnx_path.name} (see the log above)")
-    _write_atomic(engine_path, bytes(serialized))
+    layout.write_bytes_atomic(engine_path, bytes(serialized))
     if cache is not None:
-        _write_atomic(timing_cache, bytes(cache.serialize()))
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        layout.write_bytes_atomic(timing_cache, bytes(cache.serialize()))
 
 
 def build_engines(bundle: Path, manifest: dict, on_graph=None, *, trt=None, sm: str | None = None, graphs=None) -> dict:

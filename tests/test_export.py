@@ -128,7 +128,6 @@ def test_refuses_foreign_folder_and_unknown_graph(tmp_path):
 def test_trt_without_tensorrt_fails_at_once(tmp_path, capsys):
     from lredit.export.cli import main
 
-    pytest.importorskip  # noqa: B018
     try:
         import tensorrt  # noqa: F401
 

@@ -2,7 +2,6 @@
 operator (always) and torchvision.ops.roi_align (when torchvision imports). Tolerance 1e-5."""
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper

@@ -209,8 +209,6 @@ def _local_models(sources: ModelSources, sizes: int, channels: int, roi_size: in
 
 def save_models(models: ModelSet, root: Path) -> None:
     """Write a ModelSet as a local root folder (dino/, clip/, sd/) that `--models DIR` loads."""
-    import shutil
-
     root = Path(root)
     models.dino.save_pretrained(root / "dino")
     models.clip.save_pretrained(root / "clip")
@@ -220,8 +218,5 @@ def save_models(models: ModelSet, root: Path) -> None:
     models.vae.save_pretrained(sd / "vae")
     (sd / "scheduler").mkdir(parents=True, exist_ok=True)
     (sd / "scheduler" / "scheduler_config.json").write_text(json.dumps(models.scheduler_config, indent=2))
-    for folder, tok in ((root / "clip", models.clip_tokenizer), (sd / "tokenizer", models.sd_tokenizer)):
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tok.files[0], folder / "vocab.json")
-        shutil.copyfile(tok.files[1], folder / "merges.txt")
-        (folder / "special_tokens_map.json").write_text(json.dumps({"pad_token": tok.pad_token}))
+    models.clip_tokenizer.save(root / "clip")
+    models.sd_tokenizer.save(sd / "tokenizer")
