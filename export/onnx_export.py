@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -17,27 +18,35 @@ TWO_GB = 2 * 1024**3 - 1
 
 
 def export_onnx(spec: GraphSpec, module: torch.nn.Module, sizes: dict, path: Path, precision: str, opset: int) -> list[Path]:
-    """Write `path` (and its external data file if any); return every file written."""
+    """Write `path` (plus `<name>.data` holding the weights when they pass 1 GB); return the files.
+
+    torch writes a graph over 2 GB as one file per tensor, so every export goes to a scratch
+    folder first and is re-saved in the bundle's layout (converted to fp16 on the way if asked)."""
     rng = np.random.default_rng(0)
     feeds = spec.dummy_inputs(sizes, rng)
     args = tuple(torch.from_numpy(feeds[t.name]) for t in spec.inputs)
     module = module.float().eval()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
-        torch.onnx.export(
-            module,
-            args,
-            str(path),
-            input_names=[t.name for t in spec.inputs],
-            output_names=[t.name for t in spec.outputs],
-            dynamic_axes=spec.onnx_dynamic_axes(),
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{spec.name}-raw-") as scratch:
+        raw = Path(scratch) / "model.onnx"
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
+            torch.onnx.export(
+                module,
+                args,
+                str(raw),
+                input_names=[t.name for t in spec.inputs],
+                output_names=[t.name for t in spec.outputs],
+                dynamic_axes=spec.onnx_dynamic_axes(),
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        raw_bytes = sum(f.stat().st_size for f in Path(scratch).iterdir())
+        model = onnx.load(str(raw), load_external_data=True)
     if precision == "fp16" and spec.fp16:
-        _to_fp16(spec, path)
+        model = _to_fp16(spec, model, large=raw_bytes > TWO_GB // 2)
+    _save(model, path)
     return [p for p in (path, _data_path(path)) if p.exists()]
 
 
@@ -45,19 +54,16 @@ def _data_path(path: Path) -> Path:
     return path.with_name(path.name + ".data")
 
 
-def _to_fp16(spec: GraphSpec, path: Path) -> None:
+def _to_fp16(spec: GraphSpec, model: onnx.ModelProto, large: bool) -> onnx.ModelProto:
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
-    model = onnx.load(str(path), load_external_data=True)
-    model = convert_float_to_float16(
+    return convert_float_to_float16(
         model,
         keep_io_types=True,
         op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(spec.fp16_keep_fp32),
-        disable_shape_infer=model.ByteSize() > TWO_GB // 2,
+        # shape inference serialises the whole model, which protobuf refuses past 2 GB
+        disable_shape_infer=large,
     )
-    for stale in path.parent.glob(path.name + "*"):
-        stale.unlink()
-    _save(model, path)
 
 
 def _save(model: onnx.ModelProto, path: Path) -> None:
