@@ -42,10 +42,14 @@ def export_onnx(spec: GraphSpec, module: torch.nn.Module, sizes: dict, path: Pat
                 do_constant_folding=True,
                 dynamo=False,
             )
-        raw_bytes = sum(f.stat().st_size for f in Path(scratch).iterdir())
+        large = sum(f.stat().st_size for f in Path(scratch).iterdir()) > TWO_GB // 2
+        if large and precision == "fp16" and spec.fp16:
+            # The fp16 converter places its casts from value_info; in memory, shape inference
+            # serialises the whole model, which protobuf refuses past 2 GB, so infer on disk.
+            onnx.shape_inference.infer_shapes_path(str(raw), str(raw))
         model = onnx.load(str(raw), load_external_data=True)
     if precision == "fp16" and spec.fp16:
-        model = _to_fp16(spec, model, large=raw_bytes > TWO_GB // 2)
+        model = _to_fp16(spec, model, large=large)
     _save(model, path)
     return [p for p in (path, _data_path(path)) if p.exists()]
 
@@ -61,8 +65,7 @@ def _to_fp16(spec: GraphSpec, model: onnx.ModelProto, large: bool) -> onnx.Model
         model,
         keep_io_types=True,
         op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(spec.fp16_keep_fp32),
-        # shape inference serialises the whole model, which protobuf refuses past 2 GB
-        disable_shape_infer=large,
+        disable_shape_infer=large,  # already inferred on disk (see export_onnx)
     )
 
 

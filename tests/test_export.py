@@ -156,3 +156,21 @@ def test_tensorrt_parser_builds_every_pipeline_graph(exported):
         assert rel.startswith(f"trt/{name}.{'fp32' if name == 'rgn' else precision}.") and rel.endswith(f".trt{trt.__version__}.aot.engine")
     with pytest.raises(ExportError, match="ROIAlign plugin"):
         build_engines(out, json.loads((out / "manifest.json").read_text()), trt=trt, sm="aot", graphs=["rgn_roi"])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_large_graph_path_external_data_and_fp16(tiny_models, tmp_path, monkeypatch, precision):
+    """The path taken by graphs over 1 GB (full-size UNet): weights in one .data file, fp16 casts
+    placed from shapes inferred on disk. Forced here on the tiny UNet by lowering the limit."""
+    from lredit.export import onnx_export
+
+    monkeypatch.setattr(onnx_export, "TWO_GB", 1000)
+    spec = SPECS["unet"]
+    sizes = spec.static_sizes(tiny_models, SETTINGS)
+    path = tmp_path / "onnx" / "unet.onnx"
+    files = onnx_export.export_onnx(spec, spec.wrap(tiny_models, SETTINGS), sizes, path, precision, 17)
+    assert files == [path, path.with_name("unet.onnx.data")]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["unet.onnx", "unet.onnx.data"]  # no scratch left
+    report = onnx_export.check_parity(spec, spec.wrap(tiny_models, SETTINGS), sizes, path, precision, 3)
+    atol = FP16_ATOL if precision == "fp16" else FP32_ATOL
+    assert report["noise_pred"]["ok"] and report["noise_pred"]["max_abs"] <= atol
