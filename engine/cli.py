@@ -32,6 +32,8 @@ class RunOptions:
     device: str
     overwrite: bool
     progress: bool
+    requested: dict
+    """The config fields given on the command line (a bundle's geometry must not contradict them)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +102,7 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         device=args.device,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        requested=overrides,
     )
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     return options, config
@@ -117,8 +120,10 @@ def run(options: RunOptions, config: EditConfig) -> Path:
     validate_prompt(options.prompt)
     if options.bundle is not None:
         from .editor import Editor
+        from .runtime import check_bundle_geometry
 
         pipeline = Editor.from_bundle(options.bundle, options.backend, config=config).pipeline
+        check_bundle_geometry(pipeline.config, options.requested)
         model_info = {"bundle": str(options.bundle), "families": pipeline.assets.sources,
                       "random_weights": pipeline.assets.random_weights}
         config = pipeline.config

@@ -134,22 +134,28 @@ def bundle_config(manifest: dict, config: EditConfig | None = None) -> EditConfi
     )
 
 
+BUNDLE_GEOMETRY = ("working_size", "dino_size", "half_sizes", "roi_size", "proj_channels")
+
+
+def check_bundle_geometry(bundle_cfg: EditConfig, requested: dict) -> None:
+    """A requested setting the bundle's graphs were not exported for is an error, never ignored."""
+    for name in BUNDLE_GEOMETRY:
+        if name in requested and requested[name] != getattr(bundle_cfg, name):
+            raise InputError(
+                f"{name}={requested[name]!r}: this bundle was exported for {name}={getattr(bundle_cfg, name)!r}; "
+                f"re-export with lr-export (e.g. --working-size) or use --backend torch without --bundle"
+            )
+
+
 class BundlePipeline(EditPipeline):
     """An EditPipeline whose graph geometry is fixed by the bundle it was exported as."""
-
-    FIXED = ("working_size", "dino_size", "half_sizes", "roi_size", "proj_channels")
 
     def __init__(self, sessions, assets, config, manifest):
         super().__init__(sessions, assets, config)
         self.manifest = manifest
 
     def edit(self, image, prompt, source_caption=None, *, on_step=None, **overrides) -> EditResult:
-        for name in self.FIXED:
-            if name in overrides and overrides[name] != getattr(self.config, name):
-                raise InputError(
-                    f"{name}={overrides[name]!r}: this bundle was exported for {name}={getattr(self.config, name)!r}; "
-                    f"re-export with lr-export (e.g. --working-size) or use --backend torch"
-                )
+        check_bundle_geometry(self.config, overrides)
         limit = int(self.manifest["pipeline"].get("max_candidates", 16))
         if overrides.get("anchors", self.config.anchors) > limit:
             raise InputError(f"anchors={overrides.get('anchors', self.config.anchors)}: this bundle's graphs take at most {limit} candidates")

@@ -1,9 +1,10 @@
 """Diffusion schedulers in numpy: the tables (alphas_cumprod, config) come from the bundle's
 manifest, written by diffusers at export; the update rules live here. Held to diffusers' `step`
-by tests/test_schedulers.py.
+by tests/test_schedulers.py over full schedules of 10, 25 and 50 steps.
 
-Implemented: PNDM with skip_prk_steps (PLMS; SD 1.x inpainting's default) and DDIM (eta 0),
-epsilon prediction.
+Implemented, epsilon prediction only: PNDM with skip_prk_steps (PLMS; SD 1.x inpainting's
+default), DDIM (eta 0), Euler (no churn) and DPM-Solver++ 2M (midpoint, lower-order final).
+Each class keeps diffusers' default `timestep_spacing` when the config does not set one.
 """
 
 from __future__ import annotations
@@ -12,23 +13,33 @@ import numpy as np
 
 from .errors import BundleError, InputError
 
+F32 = np.float32
+
 
 class _Base:
     init_noise_sigma = 1.0
+    default_spacing = "leading"
 
     def __init__(self, config: dict, alphas_cumprod):
         if config.get("prediction_type", "epsilon") != "epsilon":
             raise BundleError(f"scheduler prediction_type {config.get('prediction_type')!r} is not supported (epsilon only)")
         self.config = config
         self.train_steps = int(config.get("num_train_timesteps", 1000))
-        self.alphas_cumprod = np.asarray(alphas_cumprod, dtype=np.float32)
-        self.final_alpha_cumprod = np.float32(1.0) if config.get("set_alpha_to_one", False) else self.alphas_cumprod[0]
+        self.alphas_cumprod = np.asarray(alphas_cumprod, dtype=F32)
+        self.final_alpha_cumprod = F32(1.0) if config.get("set_alpha_to_one", False) else self.alphas_cumprod[0]
+        self.spacing = config.get("timestep_spacing") or self.default_spacing
+        if self.spacing not in ("leading", "linspace", "trailing"):
+            raise BundleError(f"timestep_spacing {self.spacing!r} is not supported (leading, linspace or trailing)")
         self.steps = 0
 
+    def _check_steps(self, steps: int) -> None:
+        if not 1 <= steps <= self.train_steps:
+            raise InputError(f"steps={steps} must be between 1 and the scheduler's {self.train_steps} training steps")
+        self.steps = steps
+
     def _leading(self, steps: int) -> np.ndarray:
-        spacing = self.config.get("timestep_spacing", "leading")
-        if spacing != "leading":
-            raise BundleError(f"timestep_spacing {spacing!r} is not supported (leading only)")
+        if self.spacing != "leading":
+            raise BundleError(f"{type(self).__name__} supports timestep_spacing 'leading' only, not {self.spacing!r}")
         ratio = self.train_steps // steps
         return (np.arange(0, steps) * ratio).round().astype(np.int64) + int(self.config.get("steps_offset", 0))
 
@@ -41,22 +52,20 @@ class _Base:
 
 class DDIMScheduler(_Base):
     def set_timesteps(self, steps: int) -> np.ndarray:
-        if steps > self.train_steps:
-            raise InputError(f"steps={steps} exceeds the scheduler's {self.train_steps} training steps")
-        self.steps = steps
+        self._check_steps(steps)
         self.timesteps = self._leading(steps)[::-1].copy()
         return self.timesteps
 
     def step(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
         t = int(timestep)
         a_t, a_prev = self._alpha(t), self._alpha(t - self.train_steps // self.steps)
-        b_t = np.float32(1) - a_t
-        x0 = (sample - b_t ** np.float32(0.5) * model_output) / a_t ** np.float32(0.5)
+        b_t = F32(1) - a_t
+        x0 = (sample - b_t ** F32(0.5) * model_output) / a_t ** F32(0.5)
         if self.config.get("clip_sample", False):
-            r = np.float32(self.config.get("clip_sample_range", 1.0))
+            r = F32(self.config.get("clip_sample_range", 1.0))
             x0 = np.clip(x0, -r, r)
-        direction = (np.float32(1) - a_prev) ** np.float32(0.5) * model_output
-        return (a_prev ** np.float32(0.5) * x0 + direction).astype(np.float32)
+        direction = (F32(1) - a_prev) ** F32(0.5) * model_output
+        return (a_prev ** F32(0.5) * x0 + direction).astype(F32)
 
 
 class PNDMScheduler(_Base):
@@ -65,7 +74,7 @@ class PNDMScheduler(_Base):
     def set_timesteps(self, steps: int) -> np.ndarray:
         if not self.config.get("skip_prk_steps", False):
             raise BundleError("PNDM with Runge-Kutta warm-up (skip_prk_steps=False) is not supported")
-        self.steps = steps
+        self._check_steps(steps)
         base = self._leading(steps)
         self.timesteps = np.concatenate([base[:-1], base[-2:-1], base[-1:]])[::-1].copy()
         self.ets: list[np.ndarray] = []
@@ -96,14 +105,144 @@ class PNDMScheduler(_Base):
             model_output = (1 / 24) * (55 * ets[-1] - 59 * ets[-2] + 37 * ets[-3] - 9 * ets[-4])
         self.counter += 1
         a_t, a_prev = self._alpha(t), self._alpha(prev_t)
-        b_t, b_prev = np.float32(1) - a_t, np.float32(1) - a_prev
-        sample_coeff = (a_prev / a_t) ** np.float32(0.5)
-        denom = a_t * b_prev ** np.float32(0.5) + (a_t * b_t * a_prev) ** np.float32(0.5)
-        return (sample_coeff * sample - (a_prev - a_t) * model_output / denom).astype(np.float32)
+        b_t, b_prev = F32(1) - a_t, F32(1) - a_prev
+        sample_coeff = (a_prev / a_t) ** F32(0.5)
+        denom = a_t * b_prev ** F32(0.5) + (a_t * b_t * a_prev) ** F32(0.5)
+        return (sample_coeff * sample - (a_prev - a_t) * model_output / denom).astype(F32)
 
 
-SCHEDULERS = {"PNDMScheduler": PNDMScheduler, "DDIMScheduler": DDIMScheduler}
-NAMES = {"pndm": "PNDMScheduler", "ddim": "DDIMScheduler"}
+class _SigmaScheduler(_Base):
+    """Schedulers stepping over sigma = sqrt((1 - a) / a), interpolated at the chosen timesteps
+    and ended by a zero sigma (diffusers' final_sigmas_type='zero')."""
+
+    default_spacing = "linspace"
+
+    def __init__(self, config: dict, alphas_cumprod):
+        super().__init__(config, alphas_cumprod)
+        for key in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas", "thresholding"):
+            if config.get(key):
+                raise BundleError(f"{type(self).__name__} with {key}=True is not supported")
+        if config.get("final_sigmas_type", "zero") != "zero":
+            raise BundleError(f"final_sigmas_type {config.get('final_sigmas_type')!r} is not supported (zero only)")
+
+    def _sigmas_at(self, timesteps: np.ndarray) -> np.ndarray:
+        table = ((F32(1) - self.alphas_cumprod) / self.alphas_cumprod) ** F32(0.5)
+        sigmas = np.interp(timesteps.astype(np.float64), np.arange(len(table)), table.astype(np.float64))
+        return np.concatenate([sigmas, [0.0]]).astype(F32)
+
+    def _index(self, timestep) -> int:
+        hits = np.nonzero(self.timesteps == timestep)[0]
+        if len(hits) == 0:
+            raise InputError(f"timestep {timestep} is not in this schedule")
+        return int(hits[0])
+
+
+class EulerDiscreteScheduler(_SigmaScheduler):
+    """Euler over the probability-flow ODE in sigma (s_churn = 0: deterministic)."""
+
+    def set_timesteps(self, steps: int) -> np.ndarray:
+        self._check_steps(steps)
+        n = self.train_steps
+        if self.spacing == "linspace":
+            timesteps = np.linspace(0, n - 1, steps, dtype=F32)[::-1].copy()
+        elif self.spacing == "leading":
+            ratio = n // steps
+            timesteps = (np.arange(0, steps) * ratio).round()[::-1].astype(F32) + F32(self.config.get("steps_offset", 0))
+        else:
+            timesteps = np.arange(n, 0, -n / steps).round().astype(F32) - F32(1)
+        if self.config.get("interpolation_type", "linear") != "linear":
+            raise BundleError(f"Euler interpolation_type {self.config.get('interpolation_type')!r} is not supported")
+        self.timesteps = timesteps
+        self.sigmas = self._sigmas_at(timesteps)
+        top = float(self.sigmas.max())
+        self.init_noise_sigma = top if self.spacing in ("linspace", "trailing") else (top**2 + 1) ** 0.5
+        return self.timesteps
+
+    def scale_model_input(self, sample: np.ndarray, timestep) -> np.ndarray:
+        sigma = self.sigmas[self._index(timestep)]
+        return (sample / (sigma**2 + F32(1)) ** F32(0.5)).astype(F32)
+
+    def step(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
+        i = self._index(timestep)
+        sigma, sigma_next = self.sigmas[i], self.sigmas[i + 1]
+        x0 = sample - sigma * model_output
+        derivative = (sample - x0) / sigma
+        return (sample + derivative * (sigma_next - sigma)).astype(F32)
+
+
+class DPMSolverMultistepScheduler(_SigmaScheduler):
+    """DPM-Solver++ (data prediction), order 2, midpoint; first order at the start and at the
+    zero final sigma."""
+
+    def __init__(self, config: dict, alphas_cumprod):
+        super().__init__(config, alphas_cumprod)
+        wanted = {"algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint"}
+        for key, value in wanted.items():
+            if config.get(key, value) != value:
+                raise BundleError(f"DPMSolverMultistepScheduler {key}={config.get(key)!r} is not supported ({value!r} only)")
+        if np.isfinite(config.get("lambda_min_clipped", -np.inf)):
+            raise BundleError("DPMSolverMultistepScheduler with lambda_min_clipped is not supported")
+
+    def set_timesteps(self, steps: int) -> np.ndarray:
+        self._check_steps(steps)
+        n = self.train_steps
+        if self.spacing == "linspace":
+            timesteps = np.linspace(0, n - 1, steps + 1).round()[::-1][:-1]
+        elif self.spacing == "leading":
+            ratio = n // (steps + 1)
+            timesteps = (np.arange(0, steps + 1) * ratio).round()[::-1][:-1] + int(self.config.get("steps_offset", 0))
+        else:
+            timesteps = np.arange(n, 0, -n / steps).round() - 1
+        self.timesteps = timesteps.astype(np.int64).copy()
+        self.sigmas = self._sigmas_at(self.timesteps)
+        self.previous: np.ndarray | None = None
+        self.lower_order_nums = 0
+        return self.timesteps
+
+    @staticmethod
+    def _alpha_sigma_lambda(sigma):
+        alpha = F32(1) / (sigma**2 + F32(1)) ** F32(0.5)
+        sigma_t = sigma * alpha
+        with np.errstate(divide="ignore"):  # sigma 0 at the end: lambda = +inf, exp(-h) = 0
+            return alpha, sigma_t, np.log(alpha) - np.log(sigma_t)
+
+    def step(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
+        i = self._index(timestep)
+        count = len(self.timesteps)
+        # First order at the start and at the zero final sigma. diffusers' 'lower order second'
+        # only drops order 3 to 2, so it changes nothing at order 2.
+        lower_final = i == count - 1
+        alpha_s0, sigma_s0, lambda_s0 = self._alpha_sigma_lambda(self.sigmas[i])
+        alpha_t, sigma_t, lambda_t = self._alpha_sigma_lambda(self.sigmas[i + 1])
+        x0 = (sample - sigma_s0 * model_output) / alpha_s0
+        h = lambda_t - lambda_s0
+        decay = np.exp(-h) - F32(1)
+        if self.lower_order_nums < 1 or lower_final:
+            out = (sigma_t / sigma_s0) * sample - (alpha_t * decay) * x0
+        else:
+            _, _, lambda_s1 = self._alpha_sigma_lambda(self.sigmas[i - 1])
+            r0 = (lambda_s0 - lambda_s1) / h
+            d1 = (F32(1) / r0) * (x0 - self.previous)
+            out = (sigma_t / sigma_s0) * sample - (alpha_t * decay) * x0 - F32(0.5) * (alpha_t * decay) * d1
+        self.previous = x0
+        self.lower_order_nums = min(self.lower_order_nums + 1, 2)
+        return out.astype(F32)
+
+
+SCHEDULERS = {
+    cls.__name__: cls for cls in (PNDMScheduler, DDIMScheduler, EulerDiscreteScheduler, DPMSolverMultistepScheduler)
+}
+NAMES = {
+    "pndm": "PNDMScheduler",
+    "ddim": "DDIMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "dpmpp_2m": "DPMSolverMultistepScheduler",
+}
+# Config overrides that select each named variant (the same as the torch reference's).
+OVERRIDES = {
+    "PNDMScheduler": {"skip_prk_steps": True},
+    "DPMSolverMultistepScheduler": {"algorithm_type": "dpmsolver++", "solver_order": 2},
+}
 
 
 def make_scheduler(name: str, config: dict, alphas_cumprod) -> _Base:
@@ -114,5 +253,4 @@ def make_scheduler(name: str, config: dict, alphas_cumprod) -> _Base:
             f"scheduler {name!r} ({class_name}) is not available in the runtime; use one of "
             f"{['model', *NAMES]} or --backend torch"
         )
-    overrides = {"skip_prk_steps": True} if class_name == "PNDMScheduler" else {}
-    return SCHEDULERS[class_name]({**config, **overrides}, alphas_cumprod)
+    return SCHEDULERS[class_name]({**config, **OVERRIDES.get(class_name, {})}, alphas_cumprod)

@@ -94,3 +94,27 @@ def test_lr_edit_with_bundle(tiny_bundle, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["backend"] == "ort" and report["config"]["working_size"] == 64 and report["config"]["steps"] == 2
+
+
+def test_lr_edit_refuses_a_working_size_the_bundle_was_not_exported_for(tiny_bundle, tmp_path, capsys):
+    from pathlib import Path
+
+    from lredit.engine.cli import main
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "table.png"
+    code = main([str(example), "a cat", "--bundle", str(tiny_bundle), "--out", str(tmp_path / "o"),
+                 "--working-size", "128", "--no-progress"])
+    assert code == 2
+    assert "working_size=128: this bundle was exported for working_size=64" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
+@pytest.mark.parametrize("scheduler", ["euler", "dpmpp_2m", "ddim"])
+def test_ort_schedulers_match_torch_reference(tiny_bundle, reference, photo, scheduler):
+    """The numpy update rules inside the whole edit, against diffusers' inside the reference."""
+    editor = Editor.from_bundle(tiny_bundle, backend="ort")
+    got = editor.edit(photo, "a red apple", steps=4, anchors=2, scheduler=scheduler)
+    ref = reference.edit(photo, "a red apple", steps=4, anchors=2, scheduler=scheduler)
+    assert got.boxes_px.tolist() == ref.boxes_px.tolist() and got.chosen == ref.chosen
+    for a, b in zip(got.candidates, ref.candidates):
+        assert np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int)).max() <= MAX_LEVELS_FP32

@@ -4,14 +4,17 @@ import numpy as np
 import pytest
 import torch
 
+from lredit.engine.errors import BundleError, InputError
 from lredit.engine.reference.models import SD15_SCHEDULER
 from lredit.engine.reference.torch_backend import diffusers_scheduler
 from lredit.engine.schedulers import make_scheduler
+from lredit.export.scheduler_tables import scheduler_tables
 
-TOL = 1e-5
+TOL = 1e-5  # max abs error, relative to the sample's scale (>= 1)
+NAMES = ["model", "pndm", "ddim", "euler", "dpmpp_2m"]
 
 
-@pytest.mark.parametrize("name", ["model", "pndm", "ddim"])
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("steps", [10, 25, 50])
 def test_schedule_matches_diffusers(name, steps):
     ref = diffusers_scheduler(SD15_SCHEDULER, name)
@@ -19,18 +22,44 @@ def test_schedule_matches_diffusers(name, steps):
     ref.set_timesteps(steps)
     ts = ours.set_timesteps(steps)
     assert ts.tolist() == ref.timesteps.tolist()
+    assert ours.init_noise_sigma == pytest.approx(float(ref.init_noise_sigma), rel=1e-6)
     rng = np.random.default_rng(steps)
-    x = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
+    x = rng.standard_normal((2, 4, 8, 8)).astype(np.float32) * np.float32(ours.init_noise_sigma)
     x_ref = torch.from_numpy(x.copy())
-    for t in ts:
+    for t, t_ref in zip(ts, ref.timesteps):
+        scaled, scaled_ref = ours.scale_model_input(x, t), ref.scale_model_input(x_ref, t_ref)
+        scale = max(1.0, float(np.abs(x).max()))
+        assert np.abs(scaled - scaled_ref.numpy()).max() <= TOL * scale, f"scale_model_input t={t}"
         eps = rng.standard_normal(x.shape).astype(np.float32)
         x = ours.step(eps, t, x)
-        x_ref = ref.step(torch.from_numpy(eps), torch.tensor(t), x_ref).prev_sample
-        assert np.abs(x - x_ref.numpy()).max() <= TOL * max(1.0, np.abs(x).max()), f"t={t}"
+        x_ref = ref.step(torch.from_numpy(eps), t_ref, x_ref).prev_sample
+        assert np.abs(x - x_ref.numpy()).max() <= TOL * max(1.0, float(np.abs(x).max())), f"step t={t}"
+    assert np.isfinite(x).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_runtime_timesteps_match_the_manifest_tables(name):
+    """The tables export writes (from diffusers) and the runtime's own schedule agree."""
+    tables = scheduler_tables(SD15_SCHEDULER)
+    ours = make_scheduler(name, tables["config"], tables["alphas_cumprod"])
+    for steps, row in tables["tables"][name]["steps"].items():
+        assert ours.set_timesteps(int(steps)).astype(np.float64).tolist() == row["timesteps"]
+        if "sigmas" in row:
+            np.testing.assert_allclose(ours.sigmas, row["sigmas"], rtol=1e-6)
 
 
 def test_unsupported_scheduler_is_a_clear_error():
-    from lredit.engine.errors import InputError
+    with pytest.raises(InputError, match="'unipc'.*not available in the runtime"):
+        make_scheduler("unipc", SD15_SCHEDULER, np.ones(1000))
 
-    with pytest.raises(InputError, match="'euler'.*not available in the runtime"):
-        make_scheduler("euler", SD15_SCHEDULER, np.ones(1000))
+
+def test_unsupported_variant_is_a_clear_error():
+    with pytest.raises(BundleError, match="use_karras_sigmas"):
+        make_scheduler("euler", {**SD15_SCHEDULER, "use_karras_sigmas": True}, np.ones(1000))
+    with pytest.raises(BundleError, match="v_prediction"):
+        make_scheduler("ddim", {**SD15_SCHEDULER, "prediction_type": "v_prediction"}, np.ones(1000))
+
+
+def test_steps_out_of_range_is_a_clear_error():
+    with pytest.raises(InputError, match="steps=0"):
+        make_scheduler("euler", SD15_SCHEDULER, np.linspace(0.99, 0.01, 1000)).set_timesteps(0)
