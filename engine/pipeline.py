@@ -28,6 +28,11 @@ from .tokenizer import ClipTokenizer
 log = logging.getLogger(__name__)
 
 
+def _host(array) -> np.ndarray:
+    """A numpy array from a numpy or CuPy one."""
+    return array.get() if hasattr(array, "get") and not isinstance(array, np.ndarray) else np.asarray(array)
+
+
 @dataclass(frozen=True)
 class PipelineAssets:
     """Everything besides the graphs: tokenizers, the projection, the scheduler factory."""
@@ -44,6 +49,9 @@ class PipelineAssets:
     latent_channels: int = 4
     vae_scale_factor: int = 8
     clip_image_size: int = 224
+    roi_pool: Callable = roi_pool_ref.roi_pool_anchors
+    """(tokens, grid, anchors, half_sizes, weight, bias, PoolSpec) -> (pooled, boxes): the
+    numpy reference, or kernels.loader.CudaRoiPool on GPU."""
 
 
 @dataclass
@@ -100,9 +108,8 @@ class EditPipeline:
             tokens, saliency, grid = self._saliency(dino_in)
         with timer.stage("anchors"):
             anchors = self._anchors(saliency, grid, cfg)
-            boxes = anchor_ops.proposal_boxes(anchors, cfg.half_sizes, grid, fix_axes=cfg.fix_anchor_axes)
         with timer.stage("roi_pool"):
-            pooled = self._pool(tokens, grid, boxes, cfg)
+            pooled, boxes = self._pool(tokens, grid, anchors, cfg)
         with timer.stage("rgn"):
             log_probs = self._run("rgn", pooled=pooled)["log_probs"]
             size_index = self._choose_sizes(log_probs, cfg)
@@ -156,19 +163,21 @@ class EditPipeline:
             values, grid, cfg.anchors, distinct=cfg.distinct_anchors, margin=cfg.max_window
         )
 
-    def _pool(self, tokens: np.ndarray, grid, boxes: np.ndarray, cfg: EditConfig) -> np.ndarray:
-        projected = roi_pool_ref.project_tokens(
-            tokens, grid, self.assets.projection_weight, self.assets.projection_bias
-        )
-        return roi_pool_ref.pool_proposals(
-            projected,
-            boxes,
-            cfg.roi_size,
-            layout="anchor" if cfg.fix_rgn_layout else "authors",
+    def _pool(self, tokens: np.ndarray, grid, anchors: np.ndarray, cfg: EditConfig):
+        """Proposal boxes of every (anchor, size) and their pooled features, in one call: the
+        fused CUDA kernel on GPU, its numpy reference otherwise."""
+        spec = roi_pool_ref.PoolSpec(
+            out_size=cfg.roi_size,
             spatial_scale=1.0 if cfg.fix_roi_scale else 0.125,
             sampling_ratio=cfg.roi_sampling_ratio,
             aligned=cfg.roi_aligned,
+            swap_axes=not cfg.fix_anchor_axes,
+            layout="anchor" if cfg.fix_rgn_layout else "authors",
         )
+        pooled, boxes = self.assets.roi_pool(
+            tokens, grid, anchors, cfg.half_sizes, self.assets.projection_weight, self.assets.projection_bias, spec
+        )
+        return _host(pooled), _host(boxes)
 
     @staticmethod
     def _choose_sizes(log_probs: np.ndarray, cfg: EditConfig) -> np.ndarray:

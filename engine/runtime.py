@@ -118,8 +118,16 @@ def load_ort_pipeline(bundle: Path, providers=None, config: EditConfig | None = 
         latent_channels=int(pipe["latent_channels"]),
         vae_scale_factor=int(pipe["vae_scale_factor"]),
         clip_image_size=int(pipe["clip_image_size"]),
+        roi_pool=_roi_pool_for(providers),
     )
     return BundlePipeline(sessions, assets, bundle_config(manifest, config), manifest)
+
+
+def _roi_pool_for(providers) -> object:
+    """The fused CUDA kernel when the graphs run on the GPU, the numpy reference otherwise."""
+    from lredit.kernels.loader import roi_pooler
+
+    return roi_pooler(prefer_gpu="CUDAExecutionProvider" in (providers or ()))
 
 
 def bundle_config(manifest: dict, config: EditConfig | None = None) -> EditConfig:

@@ -8,9 +8,33 @@ Ay [l, H] and Ax [l, W] and the pool is one contraction out = Ay @ F @ Ax^T / co
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from lredit.engine.anchors import box_masks, proposal_boxes
+
 LAYOUTS = ("anchor", "authors")
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """What one launch of kernels/roi_pool.cu computes, besides its arrays."""
+
+    out_size: int
+    """l: the RGN's ROI size."""
+    spatial_scale: float = 1.0
+    sampling_ratio: int = -1
+    """-1: adaptive, ceil(roi / l) samples per bin side (torchvision's default)."""
+    aligned: bool = False
+    swap_axes: bool = False
+    """The authors' code: anchor (row, col) used as (x, y)."""
+    layout: str = "anchor"
+    fused: bool = False
+    """Pool the raw d-channel tokens, then project (reads tokens once); else project, then pool."""
+
+    def roi_kwargs(self) -> dict:
+        return dict(spatial_scale=self.spatial_scale, sampling_ratio=self.sampling_ratio, aligned=self.aligned)
 
 
 def _axis_weights(start: np.ndarray, length: np.ndarray, bins: int, grid: np.ndarray, size: int) -> np.ndarray:
@@ -139,3 +163,31 @@ def project_tokens(tokens: np.ndarray, grid: tuple[int, int], weight: np.ndarray
     height, width = grid
     out = np.asarray(tokens, dtype=np.float32) @ np.asarray(weight, dtype=np.float32).T + bias
     return np.ascontiguousarray(out.T.reshape(-1, height, width)).astype(np.float32)
+
+
+def roi_pool_anchors(
+    tokens: np.ndarray,
+    grid: tuple[int, int],
+    anchors: np.ndarray,
+    half_sizes,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    spec: PoolSpec,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's whole function: raw tokens [H*W, d], anchors [K, 2] (row, col), M half-sizes
+    -> (RGN input [K, M*c, l, l] float32, clamped boxes [K, M, 4] float32 in cells)."""
+    boxes = proposal_boxes(anchors, tuple(half_sizes), grid, fix_axes=not spec.swap_axes)
+    if spec.fused:
+        pooled = pool_proposals_fused(tokens, grid, weight, bias, boxes, spec.out_size, layout=spec.layout,
+                                      **spec.roi_kwargs())
+    else:
+        projected = project_tokens(tokens, grid, weight, bias)
+        pooled = pool_proposals(projected, boxes, spec.out_size, layout=spec.layout, **spec.roi_kwargs())
+    return pooled, boxes
+
+
+def rasterise_masks(pixel_boxes: np.ndarray, size: int, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mask kernel's function: inclusive pixel boxes [K, 4] -> (masks [K, S, S], latent
+    masks [K, S/f, S/f], the pixel mask at every f-th pixel), float32, 1 = repaint."""
+    masks = box_masks(pixel_boxes, size)
+    return masks, np.ascontiguousarray(masks[:, ::factor, ::factor][:, : size // factor, : size // factor])
