@@ -1,8 +1,118 @@
-"""lr-bench (not yet available)."""
+"""lr-bench: per-stage latency of the engine's backends beside the authors' way of working.
 
+    lr-bench --models tiny --backends authors,engine-torch,engine-ort --anchors 9 --steps 25 \\
+        --runs 5 --warmup 1 --json bench.json --markdown bench.md --plot bench.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
 import sys
+from pathlib import Path
+
+from lredit.engine.errors import LreditError
+
+from .config import BACKEND_NAMES, BenchConfig
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers, e.g. 1,4,9,16") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lr-bench", description=__doc__.splitlines()[0])
+    src = p.add_argument_group("models")
+    src.add_argument("--models", help="tiny | full-random | a local models folder (default: tiny, or the bundle's)")
+    src.add_argument("--bundle", type=Path, help="an lr-export bundle for engine-ort / engine-trt "
+                                                 "(default: export --models into --workdir)")
+    src.add_argument("--workdir", type=Path, help="where bundles exported for benchmarks are kept")
+    what = p.add_argument_group("what to measure")
+    what.add_argument("--backends", default="authors,engine-torch,engine-ort",
+                      help=f"comma list of {','.join(BACKEND_NAMES)}")
+    what.add_argument("--anchors", type=_ints, default=(9,), help="K values to sweep, e.g. 1,4,9,16")
+    what.add_argument("--steps", type=_ints, default=(25,), help="step counts to sweep, e.g. 10,25,50")
+    what.add_argument("--runs", type=int, default=5, help="timed runs per point (default 5)")
+    what.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs (default 1)")
+    what.add_argument("--working-size", type=int, default=512)
+    what.add_argument("--scheduler", default="model")
+    what.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                      help="torch backends on CUDA (the authors ran fp16); bundles fix their own")
+    what.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    what.add_argument("--authors-iterations", type=int, default=0,
+                      help="extra inpaint + rank passes per authors edit (their README loop: 10)")
+    what.add_argument("--image", type=Path, help="input image (default: a synthetic 320x320 image)")
+    what.add_argument("--prompt", default="a bowl of strawberries")
+    what.add_argument("--peer", type=Path, action="append", default=[],
+                      help="a peer's JSON record (bench/peer_optimum.sh) to set beside ours; repeatable")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--json", type=Path, help="write the JSON record here")
+    out.add_argument("--markdown", type=Path, help="write a markdown table here")
+    out.add_argument("--plot", type=Path, help="write a PNG chart of the stages here")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def parse(argv=None) -> BenchConfig:
+    args = build_parser().parse_args(argv)
+    fields = dict(
+        models=args.models if (args.models or args.bundle) else "tiny",
+        bundle=args.bundle,
+        backends=tuple(b.strip() for b in args.backends.split(",") if b.strip()),
+        anchors=args.anchors, steps=args.steps, runs=args.runs, warmup=args.warmup,
+        working_size=args.working_size, scheduler=args.scheduler, precision=args.precision, device=args.device,
+        authors_iterations=args.authors_iterations, image=args.image, prompt=args.prompt, peers=tuple(args.peer),
+        json_out=args.json, markdown_out=args.markdown, plot_out=args.plot, progress=not args.no_progress,
+    )
+    if args.workdir:
+        fields["workdir"] = args.workdir
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    return BenchConfig(**fields)
 
 
 def main(argv=None) -> int:
-    print("lr-bench: not yet available", file=sys.stderr)
-    return 2
+    from .report import console, markdown, plot
+    from .run import run_bench
+
+    command = "lr-bench " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    try:
+        cfg = parse(argv)
+        cfg = cfg.validated()
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            points = len(cfg.backends) * len(cfg.anchors) * len(cfg.steps) * (cfg.runs + cfg.warmup)
+            bar = tqdm(total=points, desc="lr-bench", unit="edit", file=sys.stderr)
+        try:
+            doc = run_bench(cfg, command, on_run=(lambda what: (bar.set_postfix_str(what), bar.update(1))) if bar else None)
+        finally:
+            if bar:
+                bar.close()
+    except LreditError as exc:
+        print(f"lr-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lr-bench: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    from lredit.export.bundle import write_bytes_atomic
+
+    if cfg.json_out:
+        write_bytes_atomic(cfg.json_out, (json.dumps(doc, indent=2) + "\n").encode())
+    if cfg.markdown_out:
+        write_bytes_atomic(cfg.markdown_out, markdown(doc).encode())
+    if cfg.plot_out:
+        plot(doc, cfg.plot_out)
+    print(console(doc))
+    failed = [r for r in doc["records"] if r["status"] == "failed"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,6 +45,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; outputs are for users and their tools to read
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

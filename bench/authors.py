@@ -1,0 +1,72 @@
+"""The authors' way of working, for the `authors` baseline: the same front stages as the
+reference (DINO, anchors, ROI pool, RGN, masks), then diffusers' StableDiffusionInpaintPipeline
+on the K masks, eager, then CLIP ranking. The whole diffusers call is timed as 'denoise' (its
+text encoding, VAE encode and decode happen inside it and cannot be timed apart)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lredit.engine.config import EditConfig
+from lredit.engine.pipeline import EditPipeline
+from lredit.engine.reference.models import ModelSet
+from lredit.engine.reference.torch_backend import diffusers_scheduler, reference_pipeline
+
+
+def _transformers_tokenizer(models: ModelSet):
+    """diffusers' pipeline wants a transformers CLIPTokenizer: build it from the same files."""
+    from transformers import CLIPTokenizer
+
+    folder = Path(tempfile.mkdtemp(prefix="lredit-bench-tok-"))
+    models.sd_tokenizer.save(folder)
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77,
+                         pad_token=models.sd_tokenizer.pad_token)
+
+
+class AuthorsPipeline(EditPipeline):
+    def __init__(self, models: ModelSet, config: EditConfig, device: str = "cpu", dtype=torch.float32):
+        from diffusers import StableDiffusionInpaintPipeline
+
+        reference = reference_pipeline(models, config, device, dtype)
+        super().__init__(reference.sessions, reference.assets, reference.config)
+        self.device, self.dtype = torch.device(device), dtype
+        self.scheduler_config = models.scheduler_config
+        self.inpaint = StableDiffusionInpaintPipeline(
+            vae=models.vae, text_encoder=models.sd_text_encoder, tokenizer=_transformers_tokenizer(models),
+            unet=models.unet, scheduler=diffusers_scheduler(models.scheduler_config, config.scheduler),
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        ).to(device=self.device, dtype=dtype)
+        self.inpaint.set_progress_bar_config(disable=True)
+
+    # The four inpainting stages collapse into one diffusers call, made in _denoise.
+    def _text(self, prompt, cfg, warnings):
+        return cfg.prompt_template.format(prompt=prompt)
+
+    def _encode(self, work, masks):
+        return work
+
+    def _denoise(self, masks, work, prompt, cfg, timer, on_step):
+        from PIL import Image
+
+        k = masks.shape[0]
+        self.inpaint.scheduler = diffusers_scheduler(self.scheduler_config, cfg.scheduler)
+        out = self.inpaint(
+            prompt=[prompt] * k,
+            negative_prompt=[cfg.negative_prompt] * k if cfg.do_guidance else None,
+            image=[Image.fromarray(work)] * k,
+            mask_image=[Image.fromarray((m * 255).astype(np.uint8)) for m in masks],
+            height=cfg.working_size,
+            width=cfg.working_size,
+            num_inference_steps=cfg.steps,
+            guidance_scale=cfg.guidance,
+            generator=torch.Generator(device="cpu").manual_seed(cfg.seed),
+            output_type="np",
+        ).images
+        return (np.clip(out, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+    def _decode(self, images, work, masks, cfg):
+        return images

@@ -1,0 +1,138 @@
+"""What lr-bench runs: the authors' way of working and the engine's backends, each behind one
+`run(image, prompt, anchors, steps) -> stage milliseconds` call, on the same models and inputs.
+
+- authors: DINO, anchors, RGN and masks as the reference does them, then diffusers'
+  StableDiffusionInpaintPipeline called once with the K masks as one batch (the most favourable
+  reading of their code), eager torch (fp16 on GPU, fp32 on CPU), then CLIP ranking in torch.
+  `authors_iterations` N repeats inpainting + ranking N more times, as their README's per-image
+  loop does (10 iterations, then the final pass).
+- engine-torch: the engine's pipeline with torch graphs (the reference).
+- engine-ort: the exported bundle on ONNX Runtime (CPU, or CUDA where the machine has it).
+- engine-trt: the bundle's TensorRT engines.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from lredit.engine.errors import LreditError
+
+from .config import BenchConfig
+
+BACKENDS = ("authors", "engine-torch", "engine-ort", "engine-trt")
+
+
+class Unavailable(Exception):
+    """This backend cannot run on this machine; the message says why (it goes in the record)."""
+
+
+@dataclass
+class Runner:
+    name: str
+    run: Callable[..., dict[str, float]]
+    """(image, prompt, anchors, steps) -> the pipeline's stage timings in ms."""
+    precision: str
+    device: str
+    close: Callable[[], None] = lambda: None
+
+
+def normalise_stages(timings: dict[str, float], steps: int) -> dict[str, float]:
+    """The pipeline's timer stages -> the stages every bench record reports."""
+    t = {name: float(ms) for name, ms in timings.items()}
+    out = {
+        "preprocess": t.get("validate", 0.0) + t.get("preprocess", 0.0),
+        "dino": t.get("dino", 0.0),
+        "anchors": t.get("anchors", 0.0),
+        "roi_rgn": t.get("roi_pool", 0.0) + t.get("rgn", 0.0),
+        "masks": t.get("masks", 0.0),
+        "text": t.get("text", 0.0),
+        "vae_encode": t.get("vae_encode", 0.0),
+        "denoise": t.get("denoise", 0.0),
+        "denoise_per_step": t.get("denoise", 0.0) / max(steps, 1),
+        "vae_decode": t.get("vae_decode", 0.0),
+        "rank": t.get("rank", 0.0),
+    }
+    # Text encoding to decoded pixels: what an inpainting-only peer can be set beside.
+    out["inpaint"] = out["text"] + out["vae_encode"] + out["denoise"] + out["vae_decode"]
+    return out
+
+
+def _pipeline_runner(name: str, pipeline, precision: str, device: str, extra_passes: int = 0) -> Runner:
+    def run(image, prompt: str, anchors: int, steps: int) -> dict[str, float]:
+        result = pipeline.edit(image, prompt, anchors=anchors, steps=steps)
+        stages = normalise_stages(result.timings, steps)
+        for _ in range(extra_passes):  # the authors' per-image loop: inpaint + rank again
+            again = normalise_stages(pipeline.edit(image, prompt, anchors=anchors, steps=steps).timings, steps)
+            for key in ("text", "vae_encode", "denoise", "vae_decode", "rank", "inpaint"):
+                stages[key] += again[key]
+        stages["denoise_per_step"] = stages["denoise"] / (max(steps, 1) * (1 + extra_passes))
+        return stages
+
+    return Runner(name, run, precision, device)
+
+
+def _torch_dtype(cfg: BenchConfig):
+    import torch
+
+    return torch.float16 if cfg.device.startswith("cuda") and cfg.precision == "fp16" else torch.float32
+
+
+def load_models(cfg: BenchConfig, manifest: dict | None):
+    from lredit.engine.reference.models import ModelSources, load_models as load
+
+    edit = cfg.edit_config()
+    sources = ModelSources.parse(manifest["models"]["source"] if manifest else cfg.models)
+    return load(sources, sizes=len(edit.half_sizes), channels=edit.proj_channels, roi_size=edit.roi_size,
+                proj_seed=edit.proj_seed)
+
+
+def make_runner(name: str, cfg: BenchConfig, models, bundle: Path | None) -> Runner:
+    """Build one backend; raises Unavailable with the reason when it cannot run here."""
+    edit = cfg.edit_config()
+    precision = "fp16" if (cfg.device.startswith("cuda") and cfg.precision == "fp16") else "fp32"
+    if name == "engine-torch":
+        from lredit.engine.reference.torch_backend import reference_pipeline
+
+        return _pipeline_runner(name, reference_pipeline(models, edit, cfg.device, _torch_dtype(cfg)), precision, cfg.device)
+    if name == "authors":
+        from .authors import AuthorsPipeline
+
+        pipeline = AuthorsPipeline(models, edit, cfg.device, _torch_dtype(cfg))
+        return _pipeline_runner(name, pipeline, precision, cfg.device, extra_passes=cfg.authors_iterations)
+    if name in ("engine-ort", "engine-trt"):
+        from lredit.engine.editor import Editor
+
+        if bundle is None:
+            raise Unavailable(f"{name} runs an exported bundle: pass --bundle or --models")
+        backend = name.removeprefix("engine-")
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cfg.device.startswith("cuda") else None
+        try:
+            editor = Editor.from_bundle(bundle, backend=backend, providers=providers, config=edit)
+        except LreditError as exc:
+            raise Unavailable(str(exc)) from None
+        manifest_precision = editor.pipeline.manifest.get("precision", "fp32") if hasattr(editor.pipeline, "manifest") else "fp32"
+        return _pipeline_runner(name, editor.pipeline, str(manifest_precision), cfg.device)
+    raise Unavailable(f"backend {name!r} is unknown; expected one of {BACKENDS}")
+
+
+def release(runner: Runner) -> None:
+    """Drop a backend's models before the next one is measured (RSS peaks stay per backend)."""
+    runner.close()
+    del runner
+    gc.collect()
+
+
+def bench_image(size: int = 320) -> "np.ndarray":
+    """A deterministic synthetic photo-like image (gradients, shapes, noise) when none is given."""
+    rng = np.random.default_rng(1234)
+    y, x = np.mgrid[0:size, 0:size] / size
+    img = np.stack([200 * x + 30, 180 * y + 40, 120 * (1 - x * y) + 60], axis=-1)
+    disc = (x - 0.55) ** 2 + (y - 0.6) ** 2 < 0.04
+    img[disc] = (220, 60, 50)
+    img += rng.normal(0, 8, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)

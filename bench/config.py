@@ -1,0 +1,80 @@
+"""BenchConfig: what one lr-bench run measures. Filled by the CLI, checked in one validator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from lredit.engine.config import EditConfig
+from lredit.engine.errors import InputError
+
+BACKEND_NAMES = ("authors", "engine-torch", "engine-ort", "engine-trt")
+
+
+def default_workdir() -> Path:
+    return Path.home() / ".cache" / "lredit" / "bench"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    models: str | None = "tiny"
+    """tiny | full-random | a local folder; with --bundle only, the bundle's own models."""
+    bundle: Path | None = None
+    """An lr-export bundle for engine-ort / engine-trt; without one, lr-bench exports `models`
+    into `workdir` (once: export is idempotent)."""
+    backends: tuple[str, ...] = ("authors", "engine-torch", "engine-ort")
+    anchors: tuple[int, ...] = (9,)
+    """K values to sweep: cost grows with K (the UNet batch is 2K with guidance)."""
+    steps: tuple[int, ...] = (25,)
+    """Denoising step counts to sweep: the UNet runs once per step."""
+    runs: int = 5
+    """Timed runs per (backend, K, steps); percentiles over these."""
+    warmup: int = 1
+    """Untimed first runs (allocation, autotuning, caches), reported apart."""
+    working_size: int = 512
+    scheduler: str = "model"
+    precision: str = "fp32"
+    """fp16 applies to torch backends on CUDA (authors' setting); the bundle fixes its own."""
+    device: str = "cpu"
+    """Torch device for authors / engine-torch; 'cuda' also puts ORT on its CUDA provider."""
+    authors_iterations: int = 0
+    """Extra inpaint + rank passes per authors edit (their README's per-image loop: 10)."""
+    image: Path | None = None
+    """Input image; default: a synthetic 320x320 image."""
+    prompt: str = "a bowl of strawberries"
+    seed: int = 0
+    workdir: Path = field(default_factory=default_workdir)
+    peers: tuple[Path, ...] = ()
+    """JSON records written by peer scripts (bench/peer_optimum.sh) to set in the table."""
+    json_out: Path | None = None
+    markdown_out: Path | None = None
+    plot_out: Path | None = None
+    progress: bool = True
+
+    def edit_config(self) -> EditConfig:
+        return EditConfig(working_size=self.working_size, scheduler=self.scheduler, seed=self.seed,
+                          anchors=max(self.anchors), steps=max(self.steps))
+
+    def replace(self, **changes) -> "BenchConfig":
+        return replace(self, **changes)
+
+    def validated(self) -> "BenchConfig":
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise InputError(what)
+
+        unknown = [b for b in self.backends if b not in BACKEND_NAMES]
+        need(not unknown, f"--backends {','.join(unknown)}: unknown; expected some of {','.join(BACKEND_NAMES)}")
+        need(bool(self.backends), "--backends is empty; name at least one of " + ",".join(BACKEND_NAMES))
+        need(self.runs >= 1, f"--runs {self.runs}: need at least 1 timed run")
+        need(self.warmup >= 0, f"--warmup {self.warmup}: need 0 or more")
+        need(all(k >= 1 for k in self.anchors), f"--anchors {self.anchors}: each K must be >= 1")
+        need(all(n >= 1 for n in self.steps), f"--steps {self.steps}: each step count must be >= 1")
+        need(self.precision in ("fp32", "fp16"), f"--precision {self.precision}: expected fp32 or fp16")
+        need(self.authors_iterations >= 0, f"--authors-iterations {self.authors_iterations}: need 0 or more")
+        need(self.models is not None or self.bundle is not None, "give --models or --bundle")
+        need(self.image is None or Path(self.image).is_file(), f"--image {self.image}: no such file")
+        for peer in self.peers:
+            need(Path(peer).is_file(), f"--peer {peer}: no such file (bench/peer_optimum.sh writes it)")
+        self.edit_config().validated()
+        return self

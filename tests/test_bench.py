@@ -1,0 +1,102 @@
+"""lr-bench: a tiny run through the CLI, its JSON against the schema, the formatters over it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lredit.bench import record
+from lredit.bench.cli import main
+from lredit.bench.timing import measure, summarize
+
+
+def test_tiny_run_writes_valid_json_markdown_and_plot(tiny_bundle, tmp_path, capsys):
+    out = tmp_path / "b"
+    code = main(["--bundle", str(tiny_bundle), "--backends", "authors,engine-torch,engine-ort,engine-trt",
+                 "--anchors", "2", "--steps", "2", "--runs", "2", "--warmup", "1", "--working-size", "64",
+                 "--json", f"{out}.json", "--markdown", f"{out}.md", "--plot", f"{out}.png", "--no-progress"])
+    console = capsys.readouterr().out
+    assert code == 0, console
+    doc = json.loads((tmp_path / "b.json").read_text())
+    record.validate(doc)
+    by = {r["backend"]: r for r in doc["records"]}
+    assert set(by) == {"authors", "engine-torch", "engine-ort", "engine-trt"}
+    for name in ("authors", "engine-torch", "engine-ort"):
+        r = by[name]
+        assert r["status"] == "ok" and r["anchors"] == 2 and r["steps"] == 2 and r["resolution"] == 64
+        assert len(r["warmup_ms"]) == 1
+        e2e = r["end_to_end_ms"]
+        assert 0 < e2e["min"] <= e2e["p50"] <= e2e["p90"] <= e2e["max"]
+        assert r["stages_ms"]["denoise"]["p50"] > 0 and r["peak_rss_mb"] > 0
+        assert r["speedup_vs_authors"] == pytest.approx(by["authors"]["end_to_end_ms"]["p50"] / e2e["p50"], rel=1e-2)
+    assert by["engine-trt"]["status"] == "unavailable" and "TensorRT" in by["engine-trt"]["reason"]
+    md = (tmp_path / "b.md").read_text()
+    assert "| engine-ort | 2 | 2 |" in md and "speed-up vs authors" in md and doc["command"] in md
+    png = (tmp_path / "b.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    assert "engine-ort" in console
+
+
+def test_schema_rejects_a_record_without_device_or_numbers():
+    doc = {"schema_version": 1, "date": "2026-11-25T00:00:00", "command": "lr-bench", "host": {"kind": "cpu", "name": "x"},
+           "records": [{"backend": "engine-ort", "status": "ok"}]}
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
+        record.validate(doc)
+    doc["records"] = [{**_minimal_ok(), "end_to_end_ms": {"min": 1, "p50": 2, "p90": 3}}]
+    with pytest.raises(jsonschema.ValidationError, match="'max' is a required property"):
+        record.validate(doc)
+    doc["records"] = [_minimal_ok()]
+    record.validate(doc)
+
+
+def _minimal_ok():
+    stats = {"min": 1, "p50": 2, "p90": 3, "max": 4}
+    return {"backend": "engine-ort", "status": "ok", "device": {"kind": "cpu", "name": "x"},
+            "versions": {"python": "3.11"}, "models": "tiny", "precision": "fp32", "anchors": 9, "steps": 25,
+            "resolution": 512, "scheduler": "model", "runs": 5, "warmup": 1, "clock": "perf_counter",
+            "end_to_end_ms": stats, "stages_ms": {"dino": stats}, "warmup_ms": [5.0], "edits_per_minute": 30.0,
+            "peak_rss_mb": 100.0, "peak_device_mb": None, "speedup_vs_authors": None}
+
+
+def test_timing_loop_keeps_warmup_apart_and_summarises():
+    calls = []
+
+    def run_once():
+        calls.append(1)
+        return {"stage": float(len(calls))}
+
+    m = measure(run_once, runs=4, warmup=2)
+    assert len(calls) == 6 and len(m.warmup_ms) == 2 and len(m.runs_ms) == 4
+    assert m.stages_ms["stage"] == [3.0, 4.0, 5.0, 6.0]  # warm-up stage times are not mixed in
+    assert summarize([1, 2, 3, 4, 5]) == {"min": 1.0, "p50": 3.0, "p90": 4.6, "max": 5.0}
+    assert m.peak_rss_bytes > 0
+    with pytest.raises(ValueError, match="runs=0"):
+        measure(run_once, runs=0, warmup=0)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backends", "authors,fast"], "--backends fast: unknown"),
+    (["--runs", "0"], "--runs 0: need at least 1"),
+    (["--anchors", "0"], "each K must be >= 1"),
+    (["--image", "/nonexistent.png"], "--image /nonexistent.png: no such file"),
+    (["--peer", "/nonexistent.json"], "--peer /nonexistent.json: no such file"),
+])
+def test_bad_flags_are_clear_errors(argv, message, capsys):
+    assert main([*argv, "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_peer_that_does_not_follow_the_schema_is_refused(tmp_path, capsys):
+    bad = tmp_path / "peer.json"
+    bad.write_text(json.dumps({"schema_version": 1, "records": []}))
+    code = main(["--backends", "engine-torch", "--peer", str(bad), "--anchors", "1", "--steps", "1", "--runs", "1",
+                 "--warmup", "0", "--working-size", "64", "--no-progress"])
+    assert code == 2 and "does not follow bench/record.schema.json" in capsys.readouterr().err
+
+
+def test_bench_image_is_deterministic():
+    from lredit.bench.backends import bench_image
+
+    assert np.array_equal(bench_image(), bench_image())
