@@ -7,6 +7,7 @@ own venv (bench/peer_optimum.sh) inpaints with exactly the weights the engine ru
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,6 +28,9 @@ def save_inpaint_pipeline(cfg: BenchConfig, out: Path) -> Path:
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     pipe.save_pretrained(out, safe_serialization=True)
+    # transformers 5 writes tokenizer.json only; the peer's transformers 4 reads vocab + merges.
+    shutil.copyfile(models.sd_tokenizer.files[0], Path(out) / "tokenizer" / "vocab.json")
+    shutil.copyfile(models.sd_tokenizer.files[1], Path(out) / "tokenizer" / "merges.txt")
     return out
 
 

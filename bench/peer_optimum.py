@@ -36,13 +36,14 @@ def main(argv=None) -> int:
     p.add_argument("--prompt", default="a bowl of strawberries")
     args = p.parse_args(argv)
 
+    import torch
     from optimum.onnxruntime import ORTStableDiffusionInpaintPipeline
 
     start = time.perf_counter()
     if (args.onnx_dir / "model_index.json").exists():
-        pipe = ORTStableDiffusionInpaintPipeline.from_pretrained(args.onnx_dir)
+        pipe = ORTStableDiffusionInpaintPipeline.from_pretrained(str(args.onnx_dir))
     else:
-        pipe = ORTStableDiffusionInpaintPipeline.from_pretrained(args.pipeline_dir, export=True)
+        pipe = ORTStableDiffusionInpaintPipeline.from_pretrained(str(args.pipeline_dir), export=True)
         pipe.save_pretrained(args.onnx_dir)
     load_s = time.perf_counter() - start
     pipe.set_progress_bar_config(disable=True)
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         pipe(prompt=[f"a high quality image of {args.prompt}."] * k, image=[image] * k, mask_image=masks,
              height=size, width=size, num_inference_steps=args.steps, guidance_scale=7.5,
-             generator=np.random.RandomState(0), output_type="np")
+             generator=torch.Generator().manual_seed(0), output_type="np")
         ms = (time.perf_counter() - t) * 1000.0
         return {"inpaint": ms, "denoise_per_step": ms / args.steps}
 

@@ -30,7 +30,7 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install -q tokenizers tqdm
 fi
 
-slug="$(echo "$models" | tr -c 'A-Za-z0-9_.-' '_')"
+slug="$(printf %s "$models" | tr -c "A-Za-z0-9_.-" "_")"
 pipeline_dir="$work/$slug-pipeline"
 if [ ! -f "$pipeline_dir/model_index.json" ]; then
   "$ours" -m lredit.bench.peer_models --models "$models" --scheduler "$scheduler" --out "$pipeline_dir"

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("runtime")
     run.add_argument("--bundle", type=Path, help="an lr-export bundle (needed for --backend ort)")
     run.add_argument("--backend", choices=["torch", "ort", "trt"], help="default: ort with --bundle, else torch")
-    run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (fp16 on cuda)")
+    run.add_argument("--device", default="cpu", help="cpu or cuda: the torch device (fp16 on cuda); with --bundle, cuda puts ONNX Runtime on its CUDA provider")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true")
     e = p.add_argument_group("edit (defaults: the authors' numbers)")
@@ -122,7 +122,9 @@ def run(options: RunOptions, config: EditConfig) -> Path:
         from .editor import Editor
         from .runtime import check_bundle_geometry
 
-        pipeline = Editor.from_bundle(options.bundle, options.backend, config=config).pipeline
+        # --device cuda puts ONNX Runtime on its CUDA provider (IO binding with CuPy).
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if options.device.startswith("cuda") else None
+        pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config).pipeline
         check_bundle_geometry(pipeline.config, options.requested)
         model_info = {"bundle": str(options.bundle), "families": pipeline.assets.sources,
                       "random_weights": pipeline.assets.random_weights}

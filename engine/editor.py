@@ -17,9 +17,12 @@ class Editor:
         self.backend = backend
 
     @classmethod
-    def from_bundle(cls, path, backend: str = "ort", providers=None, config: EditConfig | None = None, verify: bool = True) -> "Editor":
-        """ort: the bundle's ONNX graphs (providers default to CPU); torch: the models the bundle
-        was exported from (the reference); trt: not available yet."""
+    def from_bundle(cls, path, backend: str = "ort", providers=None, config: EditConfig | None = None, verify: bool = True,
+                    cuda_graph: bool = False) -> "Editor":
+        """ort: the bundle's ONNX graphs (providers default to CPU; with the CUDA provider and
+        CuPy, IO binding keeps tensors on the GPU); torch: the models the bundle was exported
+        from (the reference); trt: the bundle's TensorRT engines (built with lr-export --trt on
+        this GPU), `cuda_graph` capturing the UNet step."""
         if backend == "ort":
             from .runtime import load_ort_pipeline
 
@@ -35,7 +38,9 @@ class Editor:
                                  channels=cfg.proj_channels, roi_size=cfg.roi_size, proj_seed=cfg.proj_seed)
             return cls(reference_pipeline(models, cfg), backend)
         if backend == "trt":
-            raise BundleError("the TensorRT runtime backend is not implemented yet; use --backend ort (CUDA provider on GPU)")
+            from .trt_runtime import load_trt_pipeline
+
+            return cls(load_trt_pipeline(Path(path), config, verify, cuda_graph), backend)
         raise BundleError(f"backend {backend!r} is unknown; expected one of {BACKENDS}")
 
     def edit(self, image, prompt: str, source_caption: str | None = None, **overrides) -> EditResult:

@@ -17,6 +17,7 @@ from PIL import Image
 from lredit.kernels import roi_pool_ref
 
 from . import anchors as anchor_ops
+from .arrays import array_module, on_device, to_host
 from . import images as image_ops
 from .config import EditConfig
 from .errors import InputError, NumericalError
@@ -26,11 +27,6 @@ from .timing import StageTimer
 from .tokenizer import ClipTokenizer
 
 log = logging.getLogger(__name__)
-
-
-def _host(array) -> np.ndarray:
-    """A numpy array from a numpy or CuPy one."""
-    return array.get() if hasattr(array, "get") and not isinstance(array, np.ndarray) else np.asarray(array)
 
 
 @dataclass(frozen=True)
@@ -177,7 +173,7 @@ class EditPipeline:
         pooled, boxes = self.assets.roi_pool(
             tokens, grid, anchors, cfg.half_sizes, self.assets.projection_weight, self.assets.projection_bias, spec
         )
-        return _host(pooled), _host(boxes)
+        return to_host(pooled), to_host(boxes)
 
     @staticmethod
     def _choose_sizes(log_probs: np.ndarray, cfg: EditConfig) -> np.ndarray:
@@ -220,13 +216,12 @@ class EditPipeline:
         ids = [cond.ids]
         if cfg.do_guidance:
             ids.insert(0, self.assets.sd_tokenizer.encode(cfg.negative_prompt).ids)
-        hidden = self._run("sd_text", input_ids=np.stack(ids))["hidden_states"]
-        return hidden
+        return self._run("sd_text", keep_on_device=True, input_ids=np.stack(ids))["hidden_states"]
 
     def _encode(self, work: np.ndarray, masks: np.ndarray) -> np.ndarray:
         image = image_ops.sd_pixels(work[None])
         masked = image * (masks[:, None] < 0.5)
-        return self._run("vae_encoder", images=masked.astype(np.float32))["latents"]
+        return self._run("vae_encoder", keep_on_device=True, images=masked.astype(np.float32))["latents"]
 
     def _denoise(self, masks, masked_latents, hidden, cfg: EditConfig, timer: StageTimer, on_step) -> np.ndarray:
         k = masks.shape[0]
@@ -235,25 +230,30 @@ class EditPipeline:
         timesteps = scheduler.set_timesteps(cfg.steps)
         shape = (self.assets.latent_channels, cfg.working_size // f, cfg.working_size // f)
         noise = np.stack([np.random.default_rng([cfg.seed, i]).standard_normal(shape, dtype=np.float32) for i in range(k)])
-        latents = (noise * np.float32(scheduler.init_noise_sigma)).astype(np.float32)
-        mask_latent = masks[:, None, ::f, ::f].astype(np.float32)
-        extra = np.concatenate([mask_latent, masked_latents], axis=1)
+        # From here to the decoded images, arrays live where the sessions put them (numpy or
+        # CuPy): no host copy inside the loop on GPU sessions.
+        xp = array_module(masked_latents)
+        latents = xp.asarray((noise * np.float32(scheduler.init_noise_sigma)).astype(np.float32))
+        mask_latent = xp.asarray(np.ascontiguousarray(masks[:, None, ::f, ::f], dtype=np.float32))
+        extra = xp.concatenate([mask_latent, masked_latents], axis=1)
         reps = 2 if cfg.do_guidance else 1
-        extra = np.concatenate([extra] * reps)
-        context = np.repeat(hidden, k, axis=0)  # [uncond x K, cond x K]
+        extra = xp.concatenate([extra] * reps)
+        context = xp.repeat(hidden, k, axis=0)  # [uncond x K, cond x K]
+        guidance = np.float32(cfg.guidance)
         for i, t in enumerate(timesteps):
             with timer.stage("denoise_step"):
-                model_in = scheduler.scale_model_input(np.concatenate([latents] * reps), t)
-                model_in = np.concatenate([model_in.astype(np.float32), extra], axis=1)
+                model_in = scheduler.scale_model_input(xp.concatenate([latents] * reps), t)
+                model_in = xp.concatenate([model_in.astype(np.float32), extra], axis=1)
                 eps = self._run(
                     "unet",
+                    keep_on_device=True,
                     sample=model_in,
-                    timestep=np.full((model_in.shape[0],), t, dtype=np.float32),
+                    timestep=xp.full((model_in.shape[0],), t, dtype=np.float32),
                     encoder_hidden_states=context,
                 )["noise_pred"]
                 if cfg.do_guidance:
                     uncond, cond = eps[:k], eps[k:]
-                    eps = uncond + np.float32(cfg.guidance) * (cond - uncond)
+                    eps = uncond + guidance * (cond - uncond)
                 latents = scheduler.step(eps.astype(np.float32), t, latents).astype(np.float32)
             if on_step is not None:
                 on_step(i + 1, len(timesteps))
@@ -283,10 +283,15 @@ class EditPipeline:
         )
 
     # -- helpers -------------------------------------------------------------------------
-    def _run(self, graph: str, **feeds) -> dict[str, np.ndarray]:
+    def _run(self, graph: str, *, keep_on_device: bool = False, **feeds) -> dict[str, np.ndarray]:
+        """Run one graph. Outputs come back as numpy, checked for NaN/Inf, unless
+        keep_on_device: then GPU outputs stay on the device, unchecked until the loop ends."""
         outputs = self.sessions[graph].run(feeds)
+        if not keep_on_device:
+            outputs = {name: to_host(value) for name, value in outputs.items()}
         for name, value in outputs.items():
-            _check_finite(graph, name, value)
+            if not on_device(value):
+                _check_finite(graph, name, value)
         return outputs
 
 
@@ -297,9 +302,10 @@ def validate_prompt(prompt) -> None:
         raise InputError("prompt is empty; give the edit to make, e.g. 'a bowl of strawberries'")
 
 
-def _check_finite(stage: str, name: str, value: np.ndarray) -> None:
-    if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
-        bad = int((~np.isfinite(value)).sum())
+def _check_finite(stage: str, name: str, value) -> None:
+    xp = array_module(value)
+    if np.issubdtype(value.dtype, np.floating) and not bool(xp.isfinite(value).all()):
+        bad = int((~xp.isfinite(value)).sum())
         raise NumericalError(
             f"stage '{stage}' produced {bad} NaN/Inf values in '{name}'; with fp16 graphs this is "
             "overflow: use an fp32 bundle (lr-export --precision fp32) for that graph"

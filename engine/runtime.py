@@ -7,6 +7,7 @@ transformers.
 from __future__ import annotations
 
 import json
+from importlib.util import find_spec
 import logging
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -15,6 +16,7 @@ import numpy as np
 
 from lredit.export import bundle as layout  # stdlib only: the bundle layout shared with the exporter
 
+from .arrays import to_host
 from .config import EditConfig
 from .errors import BundleError, InputError
 from .pipeline import EditPipeline, EditResult, PipelineAssets
@@ -43,11 +45,42 @@ class OrtSession:
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self.input_dtypes = {i.name: _NP.get(i.type, np.float32) for i in inputs}
         self.providers = tuple(self.session.get_providers())
+        # On the CUDA provider with CuPy present, IO binding keeps outputs on the GPU (CuPy arrays).
+        self.io_binding = self.providers[:1] == ("CUDAExecutionProvider",) and find_spec("cupy") is not None
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        cast = {name: np.ascontiguousarray(feeds[name], dtype=self.input_dtypes[name]) for name in self.input_names}
+        if self.io_binding:
+            return self._run_bound(feeds)
+        cast = {name: np.ascontiguousarray(to_host(feeds[name]), dtype=self.input_dtypes[name]) for name in self.input_names}
         outputs = self.session.run(None, cast)
         return {name: np.asarray(out, dtype=np.float32) if out.dtype == np.float16 else out for name, out in zip(self.output_names, outputs)}
+
+
+    def _run_bound(self, feeds) -> dict:
+        """CUDA provider with IO binding: CuPy inputs are bound in place and outputs stay on the
+        device as CuPy arrays (fp16 outputs widened to fp32 on the device)."""
+        import cupy as cp
+
+        device = cp.cuda.Device().id
+        cp.cuda.get_current_stream().synchronize()  # inputs made on CuPy's stream are complete
+        binding = self.session.io_binding()
+        held = []
+        for name in self.input_names:
+            arr = cp.ascontiguousarray(cp.asarray(feeds[name], dtype=self.input_dtypes[name]))
+            held.append(arr)
+            binding.bind_input(name, "cuda", device, arr.dtype, list(arr.shape), arr.data.ptr)
+        for name in self.output_names:
+            binding.bind_output(name, "cuda", device)
+        self.session.run_with_iobinding(binding)  # synchronises its outputs
+        outputs = {}
+        for name, value in zip(self.output_names, binding.get_outputs()):
+            dtype = np.dtype(_NP.get(value.data_type(), np.float32))
+            shape = tuple(value.shape())
+            nbytes = int(np.prod(shape)) * dtype.itemsize
+            memory = cp.cuda.UnownedMemory(value.data_ptr(), nbytes, owner=value)
+            arr = cp.ndarray(shape, dtype, cp.cuda.MemoryPointer(memory, 0))
+            outputs[name] = arr.astype(cp.float32) if dtype == np.float16 else arr.copy()
+        return outputs
 
 
 def read_manifest(bundle: Path) -> dict:
@@ -69,7 +102,7 @@ def read_manifest(bundle: Path) -> dict:
     return manifest
 
 
-def _verify(bundle: Path, files: Mapping[str, str]) -> None:
+def verify_files(bundle: Path, files: Mapping[str, str]) -> None:
     for rel, digest in files.items():
         path = bundle / rel
         if not path.is_file():
@@ -91,23 +124,33 @@ def _check_io(name: str, session: OrtSession, entry: dict) -> None:
 def load_ort_pipeline(bundle: Path, providers=None, config: EditConfig | None = None, verify: bool = True) -> EditPipeline:
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
-    missing = [g for g in GRAPH_NAMES if g not in manifest["graphs"]]
-    if missing:
-        raise BundleError(f"bundle {bundle} lacks the graphs {missing}; export them with lr-export --graphs {' '.join(missing)}")
+    require_graphs(bundle, manifest)
     sessions = {}
     for name in GRAPH_NAMES:
         entry = manifest["graphs"][name]
         if verify:
-            _verify(bundle, entry["files"])
+            verify_files(bundle, entry["files"])
         sessions[name] = OrtSession(bundle / entry["file"], providers)
         _check_io(name, sessions[name], entry)
+    assets = bundle_assets(bundle, manifest, _roi_pool_for(providers), verify)
+    return BundlePipeline(sessions, assets, bundle_config(manifest, config), manifest)
+
+
+def require_graphs(bundle: Path, manifest: dict) -> None:
+    missing = [g for g in GRAPH_NAMES if g not in manifest["graphs"]]
+    if missing:
+        raise BundleError(f"bundle {bundle} lacks the graphs {missing}; export them with lr-export --graphs {' '.join(missing)}")
+
+
+def bundle_assets(bundle: Path, manifest: dict, roi_pool, verify: bool = True) -> PipelineAssets:
+    """Everything but the graphs, from the bundle: tokenizers, projection, scheduler tables."""
     if verify:
-        _verify(bundle, manifest["assets"])
+        verify_files(bundle, manifest["assets"])
     pipe = manifest["pipeline"]
     with np.load(bundle / "rgn_projection.npz") as proj:
         weight, bias = proj["weight"], proj["bias"]
     sched = manifest["scheduler"]
-    assets = PipelineAssets(
+    return PipelineAssets(
         clip_tokenizer=ClipTokenizer.from_folder(bundle / "tokenizer" / "clip"),
         sd_tokenizer=ClipTokenizer.from_folder(bundle / "tokenizer" / "sd"),
         projection_weight=weight,
@@ -118,9 +161,8 @@ def load_ort_pipeline(bundle: Path, providers=None, config: EditConfig | None = 
         latent_channels=int(pipe["latent_channels"]),
         vae_scale_factor=int(pipe["vae_scale_factor"]),
         clip_image_size=int(pipe["clip_image_size"]),
-        roi_pool=_roi_pool_for(providers),
+        roi_pool=roi_pool,
     )
-    return BundlePipeline(sessions, assets, bundle_config(manifest, config), manifest)
 
 
 def _roi_pool_for(providers) -> object:

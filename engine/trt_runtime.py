@@ -1,0 +1,182 @@
+"""The TensorRT backend: the bundle's engines run with CuPy buffers on one CUDA stream.
+
+Engines are tied to the TensorRT version and GPU they were built with; an engine built for
+another is refused with both named and the command that rebuilds it. Outputs are CuPy arrays,
+so encode -> denoise -> decode stays on the device (the pipeline copies to the host only where a
+stage needs numpy). The UNet step can be captured once as a CUDA graph for a fixed batch and
+replayed every step.
+
+Nothing here runs without a GPU; tests/test_trt_runtime.py checks the refusal logic on CPU and
+marks the rest `gpu`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .config import EditConfig
+from .errors import BundleError, NumericalError
+from .sessions import GRAPH_NAMES
+
+log = logging.getLogger(__name__)
+
+
+def require_tensorrt():
+    try:
+        import tensorrt
+    except ImportError:
+        raise BundleError(
+            "TensorRT is not installed: pip install 'lredit[trt,gpu]' on the GPU machine, or run the bundle with "
+            "--backend ort"
+        ) from None
+    return tensorrt
+
+
+def running_sm() -> str:
+    """'sm90'-style tag of the current CUDA device (CuPy)."""
+    try:
+        import cupy
+    except ImportError:
+        raise BundleError("the TensorRT backend needs CuPy for GPU buffers: pip install 'lredit[gpu]'") from None
+    try:
+        return f"sm{cupy.cuda.Device().compute_capability}"
+    except cupy.cuda.runtime.CUDARuntimeError as exc:
+        raise BundleError(f"the TensorRT backend needs a CUDA GPU ({exc}); use --backend ort on this machine") from None
+
+
+def rebuild_command(bundle: Path, manifest: dict) -> str:
+    source = manifest.get("models", {}).get("source", "<models>")
+    precision = manifest.get("precision", "fp32")
+    return f"lr-export --models {source} --precision {precision} --out {bundle} --trt"
+
+
+def check_engine(graph: str, entry: dict, trt_version: str, sm: str, bundle: Path, manifest: dict) -> Path:
+    """The engine file of `graph` if it was built for this TensorRT and GPU; else a BundleError
+    naming what it was built for, what runs here, and the rebuild command."""
+    engine = entry.get("engine")
+    if not engine:
+        raise BundleError(f"bundle {bundle} has no TensorRT engine for {graph}: build them on this GPU machine with "
+                          f"{rebuild_command(bundle, manifest)}")
+    built = (engine.get("tensorrt"), engine.get("sm"))
+    if built != (trt_version, sm):
+        raise BundleError(
+            f"TensorRT engine {engine.get('file')} was built with TensorRT {built[0]} for {built[1]}; this machine "
+            f"runs TensorRT {trt_version} on {sm}. Engines do not move between versions or GPUs: rebuild them with "
+            f"{rebuild_command(bundle, manifest)} (the ONNX graphs are reused)"
+        )
+    path = Path(bundle) / engine["file"]
+    if not path.is_file():
+        raise BundleError(f"TensorRT engine missing: {path}; rebuild with {rebuild_command(bundle, manifest)}")
+    return path
+
+
+class TrtSession:
+    """One engine: named inputs (numpy or CuPy) -> named CuPy outputs, on `stream`."""
+
+    def __init__(self, trt, path: Path, stream, cuda_graph: bool = False):
+        import cupy as cp
+
+        self.cp, self.stream = cp, stream
+        logger = trt.Logger(trt.Logger.WARNING)
+        if hasattr(trt, "init_libnvinfer_plugins"):  # RoiAlign and friends
+            trt.init_libnvinfer_plugins(logger, "")
+        self.runtime = trt.Runtime(logger)
+        self.engine = self.runtime.deserialize_cuda_engine(Path(path).read_bytes())
+        if self.engine is None:
+            raise BundleError(f"TensorRT could not deserialize {path} (corrupt, or built by another version); "
+                              "rebuild it with lr-export --trt")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        self.input_names = tuple(n for n in names if is_input[n])
+        self.output_names = tuple(n for n in names if not is_input[n])
+        self.dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+        self.cuda_graph = cuda_graph
+        self.graph = None  # a captured CUDA graph, see capture()
+        self._static: dict = {}
+
+    def _bind(self, feeds: Mapping, outputs: dict | None = None) -> dict:
+        cp = self.cp
+        held = {}
+        for name in self.input_names:
+            arr = cp.ascontiguousarray(cp.asarray(feeds[name], dtype=self.dtypes[name]))
+            held[name] = arr
+            self.context.set_input_shape(name, tuple(arr.shape))
+            self.context.set_tensor_address(name, arr.data.ptr)
+        outputs = outputs or {}
+        for name in self.output_names:
+            if name not in outputs:
+                shape = tuple(self.context.get_tensor_shape(name))
+                outputs[name] = cp.empty(shape, dtype=self.dtypes[name])
+            self.context.set_tensor_address(name, outputs[name].data.ptr)
+        return {**held, **outputs}
+
+    def run(self, feeds: Mapping) -> dict:
+        if self.cuda_graph:
+            if self.graph is None or not self._matches_static(feeds):
+                self.capture(feeds)
+            return self._replay(feeds)
+        with self.stream:
+            bound = self._bind(feeds)
+            if not self.context.execute_async_v3(self.stream.ptr):
+                raise NumericalError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
+        self.stream.synchronize()
+        return {name: self._widen(bound[name]) for name in self.output_names}
+
+    def _widen(self, arr):
+        return arr.astype(self.cp.float32) if arr.dtype == np.float16 else arr
+
+    # -- CUDA graph: capture one step for a fixed input shape, replay it with new values ----
+    def capture(self, feeds: Mapping) -> None:
+        """Capture execute for these input shapes; later runs with the same shapes copy their
+        inputs into the captured buffers and replay (no per-step launch overhead)."""
+        cp = self.cp
+        with self.stream:
+            self._static = self._bind({n: cp.array(feeds[n], dtype=self.dtypes[n]) for n in self.input_names})
+            self.context.execute_async_v3(self.stream.ptr)  # warm-up: lazy allocations happen outside capture
+            self.stream.begin_capture()
+            self.context.execute_async_v3(self.stream.ptr)
+            self.graph = self.stream.end_capture()
+        self.stream.synchronize()
+
+    def _matches_static(self, feeds: Mapping) -> bool:
+        return all(tuple(self.cp.asarray(feeds[n]).shape) == tuple(self._static[n].shape) for n in self.input_names)
+
+    def _replay(self, feeds: Mapping) -> dict:
+        with self.stream:
+            for name in self.input_names:
+                self._static[name][...] = self.cp.asarray(feeds[name], dtype=self.dtypes[name])
+            self.graph.launch(self.stream)
+        self.stream.synchronize()
+        return {name: self._widen(self._static[name].copy()) for name in self.output_names}
+
+
+def load_trt_pipeline(bundle: Path, config: EditConfig | None = None, verify: bool = True, cuda_graph: bool = False):
+    """The bundle's TensorRT engines as an EditPipeline (ROI pooling on the fused CUDA kernel).
+    cuda_graph: capture the UNet step once per batch shape and replay it every step."""
+    from lredit.kernels.loader import roi_pooler
+
+    from .runtime import BundlePipeline, bundle_assets, bundle_config, read_manifest, require_graphs, verify_files
+
+    bundle = Path(bundle)
+    manifest = read_manifest(bundle)
+    require_graphs(bundle, manifest)
+    trt = require_tensorrt()
+    sm = running_sm()
+    import cupy as cp
+
+    stream = cp.cuda.Stream(non_blocking=True)
+    sessions = {}
+    for name in GRAPH_NAMES:
+        entry = manifest["graphs"][name]
+        path = check_engine(name, entry, trt.__version__, sm, bundle, manifest)
+        if verify:
+            verify_files(bundle, {entry["engine"]["file"]: entry["engine"]["sha256"]})
+        # The UNet runs once per step with the same shapes: the one worth a CUDA graph.
+        sessions[name] = TrtSession(trt, path, stream, cuda_graph=cuda_graph and name == "unet")
+    assets = bundle_assets(bundle, manifest, roi_pooler(prefer_gpu=True), verify)
+    return BundlePipeline(sessions, assets, bundle_config(manifest, config), manifest)

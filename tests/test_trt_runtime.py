@@ -1,0 +1,83 @@
+"""The TensorRT backend: engine refusal on CPU; engines, IO binding and CUDA graphs on GPU."""
+
+import numpy as np
+import pytest
+
+from lredit.engine.editor import Editor
+from lredit.engine.errors import BundleError
+from lredit.engine.trt_runtime import check_engine
+from lredit.kernels.loader import cuda_device_available
+
+GPU, GPU_REASON = cuda_device_available()
+try:
+    import tensorrt  # noqa: F401
+
+    HAVE_TRT = True
+except ImportError:
+    HAVE_TRT = False
+needs_trt_gpu = pytest.mark.skipif(not (GPU and HAVE_TRT), reason=f"needs TensorRT and a CUDA GPU ({GPU_REASON or 'no tensorrt'})")
+needs_gpu = pytest.mark.skipif(not GPU, reason=f"needs a CUDA GPU: {GPU_REASON}")
+
+MANIFEST = {"models": {"source": "tiny"}, "precision": "fp16"}
+
+
+def _entry(tmp_path, trt="10.9.0", sm="sm90"):
+    (tmp_path / "trt").mkdir(exist_ok=True)
+    (tmp_path / "trt" / "unet.engine").write_bytes(b"x")
+    return {"engine": {"file": "trt/unet.engine", "sha256": "0", "tensorrt": trt, "sm": sm}}
+
+
+def test_engine_for_this_trt_and_gpu_is_accepted(tmp_path):
+    assert check_engine("unet", _entry(tmp_path), "10.9.0", "sm90", tmp_path, MANIFEST) == tmp_path / "trt" / "unet.engine"
+
+
+@pytest.mark.parametrize("trt, sm", [("10.13.0", "sm90"), ("10.9.0", "sm80")])
+def test_engine_from_another_trt_or_gpu_is_refused_with_both_and_the_rebuild_command(tmp_path, trt, sm):
+    with pytest.raises(BundleError) as err:
+        check_engine("unet", _entry(tmp_path), trt, sm, tmp_path, MANIFEST)
+    msg = str(err.value)
+    assert "built with TensorRT 10.9.0 for sm90" in msg and f"runs TensorRT {trt} on {sm}" in msg
+    assert f"lr-export --models tiny --precision fp16 --out {tmp_path} --trt" in msg
+
+
+def test_bundle_without_engines_says_how_to_build_them(tmp_path):
+    with pytest.raises(BundleError, match="has no TensorRT engine for unet.*--trt"):
+        check_engine("unet", {}, "10.9.0", "sm90", tmp_path, MANIFEST)
+
+
+@pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here")
+def test_trt_backend_without_tensorrt_is_a_clear_error(tiny_bundle):
+    with pytest.raises(BundleError, match="TensorRT is not installed: pip install 'lredit\\[trt,gpu\\]'.*--backend ort"):
+        Editor.from_bundle(tiny_bundle, backend="trt")
+
+
+@pytest.mark.gpu
+@needs_trt_gpu
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_trt_edit_matches_ort(tiny_bundle, photo, tmp_path, cuda_graph):
+    """fp32 engines vs the ORT CPU run of the same bundle; CUDA graph replay on vs off."""
+    import shutil
+
+    from lredit.export.trt_build import build_engines
+    from lredit.engine.runtime import read_manifest
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    build_engines(bundle, read_manifest(bundle))
+    got = Editor.from_bundle(bundle, backend="trt", cuda_graph=cuda_graph).edit(photo, "a cat", steps=3, anchors=3)
+    ref = Editor.from_bundle(bundle, backend="ort").edit(photo, "a cat", steps=3, anchors=3)
+    assert got.boxes_px.tolist() == ref.boxes_px.tolist() and got.chosen == ref.chosen
+    for a, b in zip(got.candidates, ref.candidates):
+        assert np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int)).max() <= 3
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_ort_cuda_io_binding_matches_cpu(tiny_bundle, photo):
+    cuda = Editor.from_bundle(tiny_bundle, backend="ort", providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert cuda.pipeline.sessions["unet"].io_binding
+    got = cuda.edit(photo, "a cat", steps=3, anchors=3)
+    ref = Editor.from_bundle(tiny_bundle, backend="ort").edit(photo, "a cat", steps=3, anchors=3)
+    assert got.chosen == ref.chosen
+    for a, b in zip(got.candidates, ref.candidates):
+        assert np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int)).max() <= 3
