@@ -130,7 +130,8 @@ def load_ort_pipeline(bundle: Path, providers=None, config: EditConfig | None = 
         entry = manifest["graphs"][name]
         if verify:
             verify_files(bundle, entry["files"])
-        sessions[name] = OrtSession(bundle / entry["file"], providers)
+        # The ONNX Runtime variant (attention fused) where export wrote one; same inputs and outputs.
+        sessions[name] = OrtSession(bundle / entry.get("ort_file", entry["file"]), providers)
         _check_io(name, sessions[name], entry)
     assets = bundle_assets(bundle, manifest, _roi_pool_for(providers), verify)
     return BundlePipeline(sessions, assets, bundle_config(manifest, config), manifest)

@@ -27,6 +27,7 @@ from lredit.engine.config import EditConfig
 from lredit.engine.errors import LreditError
 
 from . import bundle as layout
+from .ort_fusion import ort_variant_name, write_ort_variant
 from .onnx_export import check_parity, export_onnx
 from .specs import PIPELINE_GRAPHS, SPECS, ExportSettings
 
@@ -68,7 +69,7 @@ def _source_key(name: str, module: torch.nn.Module, cfg: ExportConfig) -> str:
     spec = SPECS[name]
     desc = json.dumps(
         {
-            "spec": repr((spec.inputs, spec.outputs, spec.axes, spec.fp16, spec.fp16_keep_fp32)),
+            "spec": repr((spec.inputs, spec.outputs, spec.axes, spec.fp16, spec.fp16_keep_fp32, spec.ort_attention)),
             "settings": asdict(cfg.settings),
             "precision": cfg.precision.value,
             "opset": cfg.opset,
@@ -155,6 +156,15 @@ def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_e
     rel = layout.onnx_name(name)
     written = export_onnx(spec, module, sizes, staging / rel, cfg.precision.value, cfg.opset)
     report = check_parity(spec, module, sizes, staging / rel, cfg.precision.value, cfg.parity_seed)
+    ort_file = None
+    # fp32 only: ONNX Runtime's CPU MultiHeadAttention is fp32, and fp16 bundles are for GPUs.
+    if spec.ort_attention and cfg.precision is Precision.FP32:
+        variant = ort_variant_name(rel)
+        if write_ort_variant(staging / rel, staging / variant):
+            fused = check_parity(spec, module, sizes, staging / variant, cfg.precision.value, cfg.parity_seed)
+            report.update({f"{name} [ort attention]": row for name, row in fused.items()})
+            written = [*written, staging / variant]
+            ort_file = variant
     files = {}
     (out / "onnx").mkdir(exist_ok=True)
     for path in written:
@@ -169,6 +179,7 @@ def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_e
         "precision": precision,
         "fp32_ops": list(spec.fp16_keep_fp32) if precision == "fp16" else [],
         "notes": spec.notes,
+        **({"ort_file": ort_file} if ort_file else {}),
         "opset": cfg.opset,
         "profile": {k: {p: list(v) for p, v in prof.items()} for k, prof in spec.profile(sizes).items()},
         **spec.table(sizes),

@@ -59,18 +59,21 @@ def test_bundle_errors(tiny_bundle, tmp_path):
     with pytest.raises(BundleError, match="incomplete"):
         Editor.from_bundle(copy)
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with open(copy / "onnx" / "unet.onnx", "r+b") as f:
+    unet = manifest["graphs"]["unet"]
+    loaded = unet.get("ort_file", unet["file"])  # the file ONNX Runtime loads (attention-fused variant)
+    assert loaded == "onnx/unet.ort.onnx"
+    with open(copy / loaded, "r+b") as f:
         f.seek(100)
         f.write(b"\xff\xfe")
-    with pytest.raises(BundleError, match="corrupt \\(sha256 mismatch\\).*unet.onnx"):
+    with pytest.raises(BundleError, match="corrupt \\(sha256 mismatch\\).*unet.ort.onnx"):
         Editor.from_bundle(copy)
     with pytest.raises(BundleError, match="ONNX Runtime cannot load"):
         Editor.from_bundle(copy, verify=False)
-    (copy / "onnx" / "unet.onnx").unlink()
+    (copy / loaded).unlink()
     with pytest.raises(BundleError, match="bundle file missing"):
         Editor.from_bundle(copy)
     # a graph with other shapes than the manifest declares
-    shutil.copyfile(tiny_bundle / "onnx" / "clip_text.onnx", copy / "onnx" / "unet.onnx")
+    shutil.copyfile(tiny_bundle / "onnx" / "clip_text.onnx", copy / loaded)
     with pytest.raises(BundleError, match="graph unet: inputs"):
         Editor.from_bundle(copy, verify=False)
 

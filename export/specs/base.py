@@ -72,6 +72,9 @@ class GraphSpec:
     fp16: bool = True
     """False: the fp16 bundle keeps this graph in fp32 (recorded in the manifest)."""
     notes: str = ""
+    ort_attention: bool = False
+    """Also write an ONNX Runtime variant with attention fused (export/ort_fusion.py); TensorRT
+    keeps the standard graph. For graphs with long (>= 1k token) self-attention."""
 
     @property
     def dynamic(self) -> dict[str, Axis]:

@@ -20,6 +20,7 @@ UNET_SPEC = GraphSpec(
     wrap=lambda m, s: wrappers.UnetGraph(m.unet),
     static_sizes=lambda m, s: {"latent": _latent(m, s), "text_len": 77, "context": m.unet.config.cross_attention_dim},
     tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
+    ort_attention=True,
 )
 
 VAE_ENCODER_SPEC = GraphSpec(
@@ -31,6 +32,7 @@ VAE_ENCODER_SPEC = GraphSpec(
     static_sizes=lambda m, s: {"image": s.working_size, "latent": _latent(m, s)},
     tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
     notes="posterior mean x scaling_factor",
+    ort_attention=True,
 )
 
 VAE_DECODER_SPEC = GraphSpec(
@@ -42,4 +44,5 @@ VAE_DECODER_SPEC = GraphSpec(
     static_sizes=lambda m, s: {"image": s.working_size, "latent": _latent(m, s)},
     tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
     notes="input divided by scaling_factor in-graph; output in about [-1, 1]",
+    ort_attention=True,
 )
