@@ -121,9 +121,9 @@ def make_runner(name: str, cfg: BenchConfig, models, bundle: Path | None) -> Run
 
 
 def release(runner: Runner) -> None:
-    """Drop a backend's models before the next one is measured (RSS peaks stay per backend)."""
+    """Let a backend free what it holds before the next one is measured; the caller drops its
+    last reference, then the collector runs (RSS peaks stay per backend)."""
     runner.close()
-    del runner
     gc.collect()
 
 

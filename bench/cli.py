@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--peer", type=Path, action="append", default=[],
                       help="a peer's JSON record (bench/peer_optimum.sh) to set beside ours; repeatable")
     out = p.add_argument_group("outputs")
+    out.add_argument("--report", type=Path, help="measure nothing: re-render a saved JSON record "
+                                                 "(with --markdown / --plot) and print its table")
     out.add_argument("--json", type=Path, help="write the JSON record here")
     out.add_argument("--markdown", type=Path, help="write a markdown table here")
     out.add_argument("--plot", type=Path, help="write a PNG chart of the stages here")
@@ -81,6 +83,9 @@ def main(argv=None) -> int:
     from .run import run_bench
 
     command = "lr-bench " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    args = build_parser().parse_args(argv)
+    if args.report:
+        return _rerender(args)
     try:
         cfg = parse(argv)
         cfg = cfg.validated()
@@ -112,6 +117,27 @@ def main(argv=None) -> int:
     print(console(doc))
     failed = [r for r in doc["records"] if r["status"] == "failed"]
     return 1 if failed else 0
+
+
+def _rerender(args) -> int:
+    """Tables and charts are formatters over the record: make them again from a saved one."""
+    from .record import add_speedups, validate
+    from .report import console, markdown, plot
+    from lredit.export.bundle import write_bytes_atomic
+
+    try:
+        doc = json.loads(args.report.read_text())
+        add_speedups(doc["records"])  # derived values follow the current rule
+        validate(doc)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"lr-bench: error: --report {args.report}: {exc}", file=sys.stderr)
+        return 2
+    if args.markdown:
+        write_bytes_atomic(args.markdown, markdown(doc).encode())
+    if args.plot:
+        plot(doc, args.plot)
+    print(console(doc))
+    return 0
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def summary_rows(doc: dict) -> list[list[str]]:
             r["backend"], str(r["anchors"]), str(r["steps"]), r["precision"], _fmt(e2e["p50"]), _fmt(e2e["p90"]),
             _fmt(stages.get("denoise_per_step", {}).get("p50"), 2), _fmt(stages.get("inpaint", {}).get("p50")),
             _fmt(r["edits_per_minute"], 2), _fmt(r["peak_rss_mb"], 0), _fmt(r.get("peak_device_mb"), 0),
-            "-" if speedup is None else f"{speedup:.2f}x",
+            "-" if speedup is None else f"{speedup:.2f}x" + (" (inpaint)" if r.get("scope") == "inpaint" else ""),
         ])
     return rows
 

@@ -57,6 +57,26 @@ def load_peers(paths) -> list[dict]:
     return records
 
 
+def _measure_backend(runner, cfg: BenchConfig, image, on_run) -> list[dict]:
+    """Every (K, steps) point of one backend through the timing loop."""
+    records = []
+    for k in cfg.anchors:
+        for n in cfg.steps:
+            base = record.base_record(cfg, runner.name, runner.precision, k, n)
+            if runner.name == "authors" and cfg.authors_iterations:
+                base["note"] = (f"authors: {cfg.authors_iterations} extra inpaint + rank passes per edit, "
+                                "as their README's per-image loop")
+            progress = (lambda phase, i: on_run(f"{runner.name} K={k} steps={n} {phase} {i}")) if on_run else None
+            try:
+                m = measure(lambda: runner.run(image, cfg.prompt, k, n), runs=cfg.runs, warmup=cfg.warmup, on_run=progress)
+            except LreditError as exc:
+                records.append(record.failed_record(base, "failed", f"{type(exc).__name__}: {exc}"))
+                log.error("%s K=%d steps=%d failed: %s", runner.name, k, n, exc)
+                continue
+            records.append(record.ok_record(base, m))
+    return records
+
+
 def run_bench(cfg: BenchConfig, command: str, on_run: Callable[[str], None] | None = None) -> dict:
     cfg = cfg.validated()
     peers = load_peers(cfg.peers)  # refuse a bad peer file before minutes of measuring
@@ -80,20 +100,8 @@ def run_bench(cfg: BenchConfig, command: str, on_run: Callable[[str], None] | No
                         for k in cfg.anchors for n in cfg.steps]
             log.warning("%s: unavailable: %s", backend, exc)
             continue
-        for k in cfg.anchors:
-            for n in cfg.steps:
-                base = record.base_record(cfg, backend, runner.precision, k, n)
-                if backend == "authors" and cfg.authors_iterations:
-                    base["note"] = (f"authors: {cfg.authors_iterations} extra inpaint + rank passes per edit, "
-                                    "as their README's per-image loop")
-                try:
-                    m = measure(lambda: runner.run(image, cfg.prompt, k, n), runs=cfg.runs, warmup=cfg.warmup,
-                                on_run=(lambda phase, i: on_run(f"{backend} K={k} steps={n} {phase} {i}")) if on_run else None)
-                except LreditError as exc:
-                    records.append(record.failed_record(base, "failed", f"{type(exc).__name__}: {exc}"))
-                    log.error("%s K=%d steps=%d failed: %s", backend, k, n, exc)
-                    continue
-                records.append(record.ok_record(base, m))
+        records += _measure_backend(runner, cfg, image, on_run)
+        runner.run = None  # drops the pipeline its closure holds
         release(runner)
     records += peers
     record.add_speedups(records)

@@ -100,3 +100,25 @@ def test_bench_image_is_deterministic():
     from lredit.bench.backends import bench_image
 
     assert np.array_equal(bench_image(), bench_image())
+
+
+def test_report_rerenders_a_saved_record_and_peers_compare_on_inpaint(tmp_path, capsys):
+    def stats(p50):
+        return {"min": p50, "p50": p50, "p90": p50, "max": p50}
+
+    authors = {**_minimal_ok(), "backend": "authors", "end_to_end_ms": stats(120.0),
+               "stages_ms": {"inpaint": stats(100.0)}}
+    peer = {**_minimal_ok(), "backend": "optimum-ort (peer)", "scope": "inpaint", "end_to_end_ms": stats(50.0),
+            "stages_ms": {"inpaint": stats(50.0)}}
+    ours = {**_minimal_ok(), "backend": "engine-ort", "end_to_end_ms": stats(40.0), "stages_ms": {"inpaint": stats(30.0)}}
+    doc = {"schema_version": 1, "date": "2026-11-25T00:00:00", "command": "lr-bench x",
+           "host": {"kind": "cpu", "name": "x"}, "records": [authors, peer, ours]}
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(doc))
+    assert main(["--report", str(saved), "--markdown", str(tmp_path / "r.md"), "--plot", str(tmp_path / "r.png")]) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert "| 2.00x (inpaint) |" in md  # authors' inpaint 100 ms / the peer's 50 ms
+    assert "| 3.00x |" in md  # end to end: 120 / 40
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    assert main(["--report", str(tmp_path / "missing.json")]) == 2
+    assert "--report" in capsys.readouterr().err

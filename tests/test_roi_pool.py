@@ -1,5 +1,6 @@
 """The numpy ROI pool against independent ROI-align implementations: ONNX Runtime's RoiAlign
-operator (always) and torchvision.ops.roi_align (when torchvision imports). Tolerance 1e-5."""
+operator, torchvision.ops.roi_align's recorded outputs (always), and torchvision live where it
+imports. Tolerance 1e-5."""
 
 import numpy as np
 import onnxruntime as ort
@@ -67,6 +68,23 @@ def test_roi_align_matches_torchvision():
             ours = R.roi_align(feats, boxes, 8, spatial_scale=1.0, sampling_ratio=ratio, aligned=aligned)
             ref = tv.roi_align(torch.from_numpy(feats)[None], [torch.from_numpy(boxes).float()], 8, 1.0, ratio, aligned)
             np.testing.assert_allclose(ours, ref.numpy(), atol=TOL)
+
+
+def test_roi_align_matches_recorded_torchvision_cases():
+    """torchvision's outputs on 192 cases (aligned False/True, sampling ratios adaptive/1/2/4,
+    scales 1 and 1/8, boxes inside, touching and crossing the border, 1-cell and zero-size),
+    recorded by kernels/record_torchvision_cases.py in a venv with torchvision."""
+    from pathlib import Path
+
+    data = np.load(Path(__file__).parent / "data" / "roi_align_torchvision.npz")
+    cases = sorted({int(k.split("/")[0]) for k in data.files if "/" in k})
+    assert len(cases) == 192
+    for i in cases:
+        size, aligned, ratio, scale = data[f"{i}/params"]
+        ours = R.roi_align(data[f"{i}/features"], data[f"{i}/boxes"], int(size), spatial_scale=float(scale),
+                           sampling_ratio=int(ratio), aligned=bool(aligned))
+        worst = np.abs(ours - data[f"{i}/pooled"]).max()
+        assert worst <= TOL, f"case {i}: size {size}, aligned {aligned}, ratio {ratio}, scale {scale}: {worst:.3g}"
 
 
 def test_roi_align_hand_computed():

@@ -121,3 +121,25 @@ def test_ort_schedulers_match_torch_reference(tiny_bundle, reference, photo, sch
     assert got.boxes_px.tolist() == ref.boxes_px.tolist() and got.chosen == ref.chosen
     for a, b in zip(got.candidates, ref.candidates):
         assert np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int)).max() <= MAX_LEVELS_FP32
+
+
+# fp16 bundle (fp16 inside, fp32 at the graph boundaries; RGN fp32): against the fp32 torch
+# reference, candidate pixels within this mean / max number of uint8 levels.
+FP16_MEAN_LEVELS = 0.5
+FP16_MAX_LEVELS = 4
+
+
+def test_fp16_bundle_edit_close_to_reference(tmp_path_factory, reference, photo):
+    from lredit.export.exporter import ExportConfig, Precision, run_export
+    from lredit.export.specs import PIPELINE_GRAPHS, ExportSettings
+
+    out = tmp_path_factory.mktemp("fp16_bundle")
+    run_export(ExportConfig(out=out, graphs=PIPELINE_GRAPHS, precision=Precision.FP16,
+                            settings=ExportSettings(working_size=64)))
+    got = Editor.from_bundle(out, backend="ort").edit(photo, "a bowl of strawberries", steps=3, anchors=3)
+    ref = reference.edit(photo, "a bowl of strawberries", steps=3, anchors=3)
+    assert got.anchors.tolist() == ref.anchors.tolist()
+    assert got.boxes_px.tolist() == ref.boxes_px.tolist()
+    for a, b in zip(got.candidates, ref.candidates):
+        diff = np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int))
+        assert diff.mean() <= FP16_MEAN_LEVELS and diff.max() <= FP16_MAX_LEVELS, (diff.mean(), diff.max())
