@@ -108,12 +108,17 @@ def plot(doc: dict, path: Path) -> None:
     img = Image.new("RGB", (label_w + bar_w + 120, height), "white")
     draw = ImageDraw.Draw(img)
     draw.text((10, 10), f"lr-bench {doc['date'][:10]} - {_device_line(doc)} - stage p50 (ms)", fill="black")
-    longest = max((sum(r["stages_ms"].get(s, {}).get("p50", 0.0) for s in STAGES) for r in records), default=1.0)
+    longest = max((max(r["end_to_end_ms"]["p50"], sum(r["stages_ms"].get(s, {}).get("p50", 0.0) for s in STAGES))
+                   for r in records), default=1.0)
     scale = bar_w / max(longest, 1e-9)
     for i, r in enumerate(records):
         y = top + i * row_h
         draw.text((10, y + 6), f"{r['backend']} K={r['anchors']} n={r['steps']}", fill="black")
         x = float(label_w)
+        if r.get("scope") == "inpaint":  # a peer timed as one block: grey, no stage split
+            w = r["end_to_end_ms"]["p50"] * scale
+            draw.rectangle([x, y + 4, x + w, y + row_h - 4], fill=(170, 170, 170))
+            x += w
         for j, s in enumerate(STAGES):
             w = r["stages_ms"].get(s, {}).get("p50", 0.0) * scale
             if w > 0:
@@ -125,6 +130,10 @@ def plot(doc: dict, path: Path) -> None:
         cx, cy = 10 + (j % 5) * 170, y + 18 * (j // 5)
         draw.rectangle([cx, cy + 2, cx + 12, cy + 12], fill=COLOURS[j % len(COLOURS)])
         draw.text((cx + 18, cy), s, fill="black")
+    if any(r.get("scope") == "inpaint" for r in records):
+        cx, cy = 10 + (len(STAGES) % 5) * 170, y + 18 * (len(STAGES) // 5)
+        draw.rectangle([cx, cy + 2, cx + 12, cy + 12], fill=(170, 170, 170))
+        draw.text((cx + 18, cy), "inpaint only (peer)", fill="black")
     buf = BytesIO()
     img.save(buf, format="PNG")
     write_bytes_atomic(Path(path), buf.getvalue())
