@@ -154,3 +154,12 @@ def test_nvcc_missing_is_a_clear_error(monkeypatch, tmp_path):
     with pytest.raises(resources.NvccError, match="nvcc is not on PATH"):
         resources.compile_with_nvcc(90, tmp_path)
 
+
+
+def test_microbench_says_what_it_needs(capsys):
+    from lredit.kernels.microbench import main
+
+    if GPU:
+        pytest.skip("a GPU is present")
+    assert main(["--runs", "1"]) == 2
+    assert "microbench: needs a CUDA GPU" in capsys.readouterr().err
