@@ -5,9 +5,6 @@ text encoding, VAE encode and decode happen inside it and cannot be timed apart)
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -21,10 +18,8 @@ def _transformers_tokenizer(models: ModelSet):
     """diffusers' pipeline wants a transformers CLIPTokenizer: build it from the same files."""
     from transformers import CLIPTokenizer
 
-    folder = Path(tempfile.mkdtemp(prefix="lredit-bench-tok-"))
-    models.sd_tokenizer.save(folder)
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77,
-                         pad_token=models.sd_tokenizer.pad_token)
+    vocab, merges = models.sd_tokenizer.files
+    return CLIPTokenizer(str(vocab), str(merges), model_max_length=77, pad_token=models.sd_tokenizer.pad_token)
 
 
 class AuthorsPipeline(EditPipeline):

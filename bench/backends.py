@@ -22,9 +22,7 @@ import numpy as np
 
 from lredit.engine.errors import LreditError
 
-from .config import BenchConfig
-
-BACKENDS = ("authors", "engine-torch", "engine-ort", "engine-trt")
+from .config import BACKEND_NAMES, BenchConfig
 
 
 class Unavailable(Exception):
@@ -117,7 +115,7 @@ def make_runner(name: str, cfg: BenchConfig, models, bundle: Path | None) -> Run
             raise Unavailable(str(exc)) from None
         manifest_precision = editor.pipeline.manifest.get("precision", "fp32") if hasattr(editor.pipeline, "manifest") else "fp32"
         return _pipeline_runner(name, editor.pipeline, str(manifest_precision), cfg.device)
-    raise Unavailable(f"backend {name!r} is unknown; expected one of {BACKENDS}")
+    raise Unavailable(f"backend {name!r} is unknown; expected one of {BACKEND_NAMES}")
 
 
 def release(runner: Runner) -> None:
