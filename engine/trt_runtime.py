@@ -144,7 +144,7 @@ class TrtSession:
         self.stream.synchronize()
 
     def _matches_static(self, feeds: Mapping) -> bool:
-        return all(tuple(self.cp.asarray(feeds[n]).shape) == tuple(self._static[n].shape) for n in self.input_names)
+        return all(tuple(np.shape(feeds[n])) == tuple(self._static[n].shape) for n in self.input_names)
 
     def _replay(self, feeds: Mapping) -> dict:
         with self.stream:
