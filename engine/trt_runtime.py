@@ -68,6 +68,10 @@ def check_engine(graph: str, entry: dict, trt_version: str, sm: str, bundle: Pat
             f"runs TensorRT {trt_version} on {sm}. Engines do not move between versions or GPUs: rebuild them with "
             f"{rebuild_command(bundle, manifest)} (the ONNX graphs are reused)"
         )
+    graph_sha = entry.get("files", {}).get(entry.get("file"))
+    if engine.get("onnx_sha256") and graph_sha and engine["onnx_sha256"] != graph_sha:
+        raise BundleError(f"TensorRT engine {engine.get('file')} was built from an older {graph} graph than the bundle "
+                          f"holds now; rebuild it with {rebuild_command(bundle, manifest)}")
     path = Path(bundle) / engine["file"]
     if not path.is_file():
         raise BundleError(f"TensorRT engine missing: {path}; rebuild with {rebuild_command(bundle, manifest)}")

@@ -90,6 +90,20 @@ def build_engine(trt, onnx_path: Path, profile: dict, engine_path: Path, timing_
         layout.write_bytes_atomic(timing_cache, bytes(cache.serialize()))
 
 
+def _stale_reason(bundle: Path, rel: str, previous: dict | None, onnx_sha: str) -> str | None:
+    """Why the engine at `rel` must be (re)built, or None when it was built from this very graph
+    with this TensorRT, profile and GPU and its file is intact."""
+    if not (bundle / rel).is_file():
+        return "none yet"
+    if not previous or previous.get("file") != rel:
+        return "not recorded in the manifest"
+    if previous.get("onnx_sha256") != onnx_sha:
+        return "its ONNX graph changed"
+    if layout.sha256_file(bundle / rel) != previous.get("sha256"):
+        return "file corrupt"
+    return None
+
+
 def build_engines(bundle: Path, manifest: dict, on_graph=None, *, trt=None, sm: str | None = None, graphs=None) -> dict:
     """Build an engine per graph of the bundle (or of `graphs`) and record them in the manifest."""
     trt = trt or require_tensorrt()
@@ -101,12 +115,15 @@ def build_engines(bundle: Path, manifest: dict, on_graph=None, *, trt=None, sm: 
             continue
         key = profile_key(entry["profile"])
         rel = layout.engine_name(name, entry["precision"], key, trt.__version__, sm)
-        if not (bundle / rel).is_file():
+        onnx_sha = entry["files"][entry["file"]]
+        stale = _stale_reason(bundle, rel, entry.get("engine"), onnx_sha)
+        if stale:
             build_engine(trt, bundle / entry["file"], entry["profile"], bundle / rel, bundle / "trt" / "timing.cache")
-            status = f"engine built: {rel}"
+            status = f"engine built ({stale}): {rel}"
         else:
-            status = f"engine reused: {rel}"
-        entry["engine"] = {"file": rel, "sha256": layout.sha256_file(bundle / rel), "tensorrt": trt.__version__, "sm": sm}
+            status = f"engine reused (unchanged): {rel}"
+        entry["engine"] = {"file": rel, "sha256": layout.sha256_file(bundle / rel), "tensorrt": trt.__version__, "sm": sm,
+                           "onnx_sha256": onnx_sha}
         engines[name] = rel
         if on_graph:
             on_graph(name, status)

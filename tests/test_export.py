@@ -174,3 +174,29 @@ def test_large_graph_path_external_data_and_fp16(tiny_models, tmp_path, monkeypa
     report = onnx_export.check_parity(spec, spec.wrap(tiny_models, SETTINGS), sizes, path, precision, 3)
     atol = FP16_ATOL if precision == "fp16" else FP32_ATOL
     assert report["noise_pred"]["ok"] and report["noise_pred"]["max_abs"] <= atol
+
+
+def test_engines_are_rebuilt_only_when_their_inputs_changed(tmp_path):
+    trt = pytest.importorskip("tensorrt_rtx", reason="pip install tensorrt-rtx-cu13 to run the TensorRT build test")
+    from lredit.export.trt_build import build_engines
+
+    out = tmp_path / "b"
+    run_export(ExportConfig(out=out, graphs=("rgn",), settings=SETTINGS))
+
+    def build():
+        said = []
+        build_engines(out, json.loads((out / "manifest.json").read_text()), trt=trt, sm="aot",
+                      on_graph=lambda name, status: said.append(status))
+        return said[0]
+
+    assert build().startswith("engine built (none yet)")
+    assert build().startswith("engine reused (unchanged)")
+    manifest = json.loads((out / "manifest.json").read_text())
+    entry = manifest["graphs"]["rgn"]
+    entry["files"][entry["file"]] = "0" * 64  # as after a re-export with other weights
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert build().startswith("engine built (its ONNX graph changed)")
+    engine = out / json.loads((out / "manifest.json").read_text())["graphs"]["rgn"]["engine"]["file"]
+    engine.write_bytes(engine.read_bytes()[:-10] + b"0123456789")
+    assert build().startswith("engine built (file corrupt)")
+    assert build().startswith("engine reused (unchanged)")

@@ -40,6 +40,16 @@ def test_engine_from_another_trt_or_gpu_is_refused_with_both_and_the_rebuild_com
     assert f"lr-export --models tiny --precision fp16 --out {tmp_path} --trt" in msg
 
 
+def test_engine_built_from_an_older_graph_is_refused(tmp_path):
+    entry = _entry(tmp_path)
+    entry.update(file="onnx/unet.onnx", files={"onnx/unet.onnx": "new"})
+    entry["engine"]["onnx_sha256"] = "old"
+    with pytest.raises(BundleError, match="built from an older unet graph.*lr-export .* --trt"):
+        check_engine("unet", entry, "10.9.0", "sm90", tmp_path, MANIFEST)
+    entry["engine"]["onnx_sha256"] = "new"
+    assert check_engine("unet", entry, "10.9.0", "sm90", tmp_path, MANIFEST).name == "unet.engine"
+
+
 def test_bundle_without_engines_says_how_to_build_them(tmp_path):
     with pytest.raises(BundleError, match="has no TensorRT engine for unet.*--trt"):
         check_engine("unet", {}, "10.9.0", "sm90", tmp_path, MANIFEST)
