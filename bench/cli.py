@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", type=Path, help="write the JSON record here")
     out.add_argument("--markdown", type=Path, help="write a markdown table here")
     out.add_argument("--plot", type=Path, help="write a PNG chart of the stages here")
+    out.add_argument("--overwrite", action="store_true", help="replace existing --json/--markdown/--plot files")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     out.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -71,6 +72,7 @@ def parse(argv=None) -> BenchConfig:
         working_size=args.working_size, scheduler=args.scheduler, precision=args.precision, device=args.device,
         authors_iterations=args.authors_iterations, image=args.image, prompt=args.prompt, peers=tuple(args.peer),
         json_out=args.json, markdown_out=args.markdown, plot_out=args.plot, progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     if args.workdir:
         fields["workdir"] = args.workdir
@@ -125,6 +127,10 @@ def _rerender(args) -> int:
     from .report import console, markdown, plot
     from lredit.export.bundle import write_bytes_atomic
 
+    for flag, path in (("--markdown", args.markdown), ("--plot", args.plot)):
+        if path is not None and path.exists() and not args.overwrite:
+            print(f"lr-bench: error: {flag} {path} exists; pass --overwrite to replace it", file=sys.stderr)
+            return 2
     try:
         doc = json.loads(args.report.read_text())
         add_speedups(doc["records"])  # derived values follow the current rule

@@ -50,6 +50,8 @@ class BenchConfig:
     markdown_out: Path | None = None
     plot_out: Path | None = None
     progress: bool = True
+    overwrite: bool = False
+    """Replace existing output files; without it an existing file is an error before any run."""
 
     def edit_config(self) -> EditConfig:
         return EditConfig(working_size=self.working_size, scheduler=self.scheduler, seed=self.seed,
@@ -74,6 +76,9 @@ class BenchConfig:
         need(self.authors_iterations >= 0, f"--authors-iterations {self.authors_iterations}: need 0 or more")
         need(self.models is not None or self.bundle is not None, "give --models or --bundle")
         need(self.image is None or Path(self.image).is_file(), f"--image {self.image}: no such file")
+        for flag, path in (("--json", self.json_out), ("--markdown", self.markdown_out), ("--plot", self.plot_out)):
+            need(path is None or self.overwrite or not Path(path).exists(),
+                 f"{flag} {path} exists; pass --overwrite to replace it, or choose another path")
         for peer in self.peers:
             need(Path(peer).is_file(), f"--peer {peer}: no such file (bench/peer_optimum.sh writes it)")
         self.edit_config().validated()

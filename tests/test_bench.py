@@ -82,6 +82,7 @@ def test_timing_loop_keeps_warmup_apart_and_summarises():
     (["--anchors", "0"], "each K must be >= 1"),
     (["--image", "/nonexistent.png"], "--image /nonexistent.png: no such file"),
     (["--peer", "/nonexistent.json"], "--peer /nonexistent.json: no such file"),
+    (["--json", __file__], "exists; pass --overwrite to replace it"),
 ])
 def test_bad_flags_are_clear_errors(argv, message, capsys):
     assert main([*argv, "--no-progress"]) == 2
@@ -122,3 +123,6 @@ def test_report_rerenders_a_saved_record_and_peers_compare_on_inpaint(tmp_path, 
     assert (tmp_path / "r.png").stat().st_size > 1000
     assert main(["--report", str(tmp_path / "missing.json")]) == 2
     assert "--report" in capsys.readouterr().err
+    assert main(["--report", str(saved), "--markdown", str(tmp_path / "r.md")]) == 2
+    assert "r.md exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["--report", str(saved), "--markdown", str(tmp_path / "r.md"), "--overwrite"]) == 0
