@@ -98,6 +98,13 @@ def cached_cubin(compute_capability: int, cache_dir: Path | None = None, source:
     return path
 
 
+def launch_geometry(anchors: int, sizes: int, channels: int, depth: int, grid, spec: PoolSpec) -> np.ndarray:
+    """The 11 ints roi_pool.cu reads as PoolParams (same order as its params_from)."""
+    rows, cols = grid
+    return np.array([anchors, sizes, channels, depth, rows, cols, spec.out_size, spec.sampling_ratio,
+                     int(spec.aligned), int(spec.swap_axes), int(spec.layout == "authors")], dtype=np.int32)
+
+
 def _buffer(cp, given, shape):
     if given is None:
         return cp.empty(shape, dtype=cp.float32)
@@ -131,9 +138,7 @@ class CudaRoiPool:
         weight = cp.ascontiguousarray(cp.asarray(weight, dtype=cp.float32))
         bias = cp.ascontiguousarray(cp.asarray(bias, dtype=cp.float32))
         channels, depth = weight.shape
-        geometry = cp.asarray(
-            [k, m, channels, depth, rows, cols, spec.out_size, spec.sampling_ratio, int(spec.aligned),
-             int(spec.swap_axes), int(spec.layout == "authors")], dtype=cp.int32)
+        geometry = cp.asarray(launch_geometry(k, m, channels, depth, grid, spec))
         anchors_dev = cp.ascontiguousarray(cp.asarray(anchors, dtype=cp.int32))
         sizes_dev = cp.asarray(list(half_sizes), dtype=cp.int32)
         out = _buffer(cp, out, (k, m * channels, spec.out_size, spec.out_size))

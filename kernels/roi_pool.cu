@@ -12,15 +12,21 @@
 //
 // No headers: fp16 is read as raw bits and widened with cvt, so NVRTC (no include path at run
 // time) and nvcc compile the same text. Accumulation is fp32 for both input types.
+// tests/kernel_host.cpp also compiles this file with g++ (one thread per block, the two
+// `#ifndef __CUDA_ARCH__` branches) so CPU-only CI runs the kernels' indexing and arithmetic.
 
 typedef unsigned short half_bits;
 
 __device__ __forceinline__ float load_value(const float* p, long i) { return p[i]; }
 
 __device__ __forceinline__ float load_value(const half_bits* p, long i) {
+#ifdef __CUDA_ARCH__
     float out;
     asm("cvt.f32.f16 %0, %1;" : "=f"(out) : "h"(p[i]));
     return out;
+#else
+    return lredit_half_to_float(p[i]);  // host emulation (tests/kernel_host.cpp) only
+#endif
 }
 
 // Geometry shared by every launch. Boxes are (x1, y1, x2, y2) in feature cells.
@@ -168,7 +174,11 @@ __device__ void roi_pool_body(const T* features, const int* anchors, const int* 
 template <typename T>
 __device__ void roi_pool_fused_body(const T* tokens, const float* weight, const float* bias, const int* anchors,
                                     const int* half_sizes, PoolParams p, float* out, float* boxes_out) {
+#ifdef __CUDA_ARCH__
     extern __shared__ float pooled_raw[];
+#else
+    float* pooled_raw = lredit_host_shared(p.depth);  // host emulation: one thread per block
+#endif
     __shared__ float coverage;
     const int bin = blockIdx.x, n = blockIdx.y;
     const int k = n / p.sizes, m = n % p.sizes;
