@@ -18,6 +18,10 @@ from lredit.engine.errors import LreditError
 from .config import BACKEND_NAMES, BenchConfig
 
 
+# Short names for the engine's backends, as lr-edit --backend spells them.
+ALIASES = {"torch": "engine-torch", "ort": "engine-ort", "trt": "engine-trt"}
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.replace(",", " ").split())
@@ -34,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--workdir", type=Path, help="where bundles exported for benchmarks are kept")
     what = p.add_argument_group("what to measure")
     what.add_argument("--backends", default="authors,engine-torch,engine-ort",
-                      help=f"comma list of {','.join(BACKEND_NAMES)}")
+                      help=f"comma list of {','.join(BACKEND_NAMES)} (or torch, ort, trt)")
     what.add_argument("--anchors", type=_ints, default=(9,), help="K values to sweep, e.g. 1,4,9,16")
     what.add_argument("--steps", type=_ints, default=(25,), help="step counts to sweep, e.g. 10,25,50")
     what.add_argument("--runs", type=int, default=5, help="timed runs per point (default 5)")
@@ -67,7 +71,7 @@ def parse(argv=None) -> BenchConfig:
     fields = dict(
         models=args.models if (args.models or args.bundle) else "tiny",
         bundle=args.bundle,
-        backends=tuple(b.strip() for b in args.backends.split(",") if b.strip()),
+        backends=tuple(ALIASES.get(b.strip(), b.strip()) for b in args.backends.split(",") if b.strip()),
         anchors=args.anchors, steps=args.steps, runs=args.runs, warmup=args.warmup,
         working_size=args.working_size, scheduler=args.scheduler, precision=args.precision, device=args.device,
         authors_iterations=args.authors_iterations, image=args.image, prompt=args.prompt, peers=tuple(args.peer),

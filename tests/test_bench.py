@@ -97,6 +97,12 @@ def test_peer_that_does_not_follow_the_schema_is_refused(tmp_path, capsys):
     assert code == 2 and "does not follow bench/record.schema.json" in capsys.readouterr().err
 
 
+def test_short_backend_names_are_accepted():
+    from lredit.bench.cli import parse
+
+    assert parse(["--backends", "authors,ort,torch,trt"]).backends == ("authors", "engine-ort", "engine-torch", "engine-trt")
+
+
 def test_bench_image_is_deterministic():
     from lredit.bench.backends import bench_image
 
