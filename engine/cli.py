@@ -120,12 +120,13 @@ def run(options: RunOptions, config: EditConfig) -> Path:
     validate_prompt(options.prompt)
     if options.bundle is not None:
         from .editor import Editor
-        from .runtime import check_bundle_geometry
+        from .runtime import bundle_config, check_bundle_geometry, read_manifest
 
+        # Before any graph is loaded: a geometry the bundle was not exported for is an error.
+        check_bundle_geometry(bundle_config(read_manifest(options.bundle), config), options.requested)
         # --device cuda puts ONNX Runtime on its CUDA provider (IO binding with CuPy).
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if options.device.startswith("cuda") else None
         pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config).pipeline
-        check_bundle_geometry(pipeline.config, options.requested)
         model_info = {"bundle": str(options.bundle), "families": pipeline.assets.sources,
                       "random_weights": pipeline.assets.random_weights}
         config = pipeline.config

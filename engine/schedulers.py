@@ -146,8 +146,7 @@ class EulerDiscreteScheduler(_SigmaScheduler):
         if self.spacing == "linspace":
             timesteps = np.linspace(0, n - 1, steps, dtype=F32)[::-1].copy()
         elif self.spacing == "leading":
-            ratio = n // steps
-            timesteps = (np.arange(0, steps) * ratio).round()[::-1].astype(F32) + F32(self.config.get("steps_offset", 0))
+            timesteps = self._leading(steps)[::-1].astype(F32)
         else:
             timesteps = np.arange(n, 0, -n / steps).round().astype(F32) - F32(1)
         if self.config.get("interpolation_type", "linear") != "linear":

@@ -103,21 +103,19 @@ class TrtSession:
         self.graph = None  # a captured CUDA graph, see capture()
         self._static: dict = {}
 
-    def _bind(self, feeds: Mapping, outputs: dict | None = None) -> dict:
+    def _bind(self, feeds: Mapping) -> dict:
+        """Device copies of the inputs and fresh output buffers, all bound to the context."""
         cp = self.cp
-        held = {}
+        bound = {}
         for name in self.input_names:
             arr = cp.ascontiguousarray(cp.asarray(feeds[name], dtype=self.dtypes[name]))
-            held[name] = arr
+            bound[name] = arr
             self.context.set_input_shape(name, tuple(arr.shape))
             self.context.set_tensor_address(name, arr.data.ptr)
-        outputs = outputs or {}
-        for name in self.output_names:
-            if name not in outputs:
-                shape = tuple(self.context.get_tensor_shape(name))
-                outputs[name] = cp.empty(shape, dtype=self.dtypes[name])
-            self.context.set_tensor_address(name, outputs[name].data.ptr)
-        return {**held, **outputs}
+        for name in self.output_names:  # shapes are known once every input shape is set
+            bound[name] = cp.empty(tuple(self.context.get_tensor_shape(name)), dtype=self.dtypes[name])
+            self.context.set_tensor_address(name, bound[name].data.ptr)
+        return bound
 
     def run(self, feeds: Mapping) -> dict:
         if self.cuda_graph:

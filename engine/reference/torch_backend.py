@@ -13,15 +13,12 @@ from lredit.export import wrappers
 from ..config import EditConfig
 from ..errors import InputError
 from ..pipeline import EditPipeline, PipelineAssets
+from ..schedulers import NAMES, OVERRIDES
 from .models import ModelSet
 
-# diffusers scheduler class and the config overrides that select each named variant.
-SCHEDULER_CLASSES = {
-    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
-    "ddim": ("DDIMScheduler", {}),
-    "euler": ("EulerDiscreteScheduler", {}),
-    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-}
+# diffusers scheduler class and the config overrides that select each named variant: the same
+# table the numpy runtime uses, so both sides always run the same variant.
+SCHEDULER_CLASSES = {name: (cls, OVERRIDES.get(cls, {})) for name, cls in NAMES.items()}
 
 
 class TorchSession:
