@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,8 +34,6 @@ class Runner:
     run: Callable[..., dict[str, float]]
     """(image, prompt, anchors, steps) -> the pipeline's stage timings in ms."""
     precision: str
-    device: str
-    close: Callable[[], None] = lambda: None
 
 
 def normalise_stages(timings: dict[str, float], steps: int) -> dict[str, float]:
@@ -60,7 +57,7 @@ def normalise_stages(timings: dict[str, float], steps: int) -> dict[str, float]:
     return out
 
 
-def _pipeline_runner(name: str, pipeline, precision: str, device: str, extra_passes: int = 0) -> Runner:
+def _pipeline_runner(name: str, pipeline, precision: str, extra_passes: int = 0) -> Runner:
     def run(image, prompt: str, anchors: int, steps: int) -> dict[str, float]:
         result = pipeline.edit(image, prompt, anchors=anchors, steps=steps)
         stages = normalise_stages(result.timings, steps)
@@ -71,13 +68,13 @@ def _pipeline_runner(name: str, pipeline, precision: str, device: str, extra_pas
         stages["denoise_per_step"] = stages["denoise"] / (max(steps, 1) * (1 + extra_passes))
         return stages
 
-    return Runner(name, run, precision, device)
+    return Runner(name, run, precision)
 
 
 def _torch_dtype(cfg: BenchConfig):
     import torch
 
-    return torch.float16 if cfg.device.startswith("cuda") and cfg.precision == "fp16" else torch.float32
+    return torch.float16 if cfg.torch_precision == "fp16" else torch.float32
 
 
 def load_models(cfg: BenchConfig, manifest: dict | None):
@@ -92,16 +89,15 @@ def load_models(cfg: BenchConfig, manifest: dict | None):
 def make_runner(name: str, cfg: BenchConfig, models, bundle: Path | None) -> Runner:
     """Build one backend; raises Unavailable with the reason when it cannot run here."""
     edit = cfg.edit_config()
-    precision = "fp16" if (cfg.device.startswith("cuda") and cfg.precision == "fp16") else "fp32"
     if name == "engine-torch":
         from lredit.engine.reference.torch_backend import reference_pipeline
 
-        return _pipeline_runner(name, reference_pipeline(models, edit, cfg.device, _torch_dtype(cfg)), precision, cfg.device)
+        return _pipeline_runner(name, reference_pipeline(models, edit, cfg.device, _torch_dtype(cfg)), cfg.torch_precision)
     if name == "authors":
         from .authors import AuthorsPipeline
 
         pipeline = AuthorsPipeline(models, edit, cfg.device, _torch_dtype(cfg))
-        return _pipeline_runner(name, pipeline, precision, cfg.device, extra_passes=cfg.authors_iterations)
+        return _pipeline_runner(name, pipeline, cfg.torch_precision, extra_passes=cfg.authors_iterations)
     if name in ("engine-ort", "engine-trt"):
         from lredit.engine.editor import Editor
 
@@ -113,16 +109,8 @@ def make_runner(name: str, cfg: BenchConfig, models, bundle: Path | None) -> Run
             editor = Editor.from_bundle(bundle, backend=backend, providers=providers, config=edit)
         except LreditError as exc:
             raise Unavailable(str(exc)) from None
-        manifest_precision = editor.pipeline.manifest.get("precision", "fp32") if hasattr(editor.pipeline, "manifest") else "fp32"
-        return _pipeline_runner(name, editor.pipeline, str(manifest_precision), cfg.device)
+        return _pipeline_runner(name, editor.pipeline, str(editor.pipeline.manifest.get("precision", "fp32")))
     raise Unavailable(f"backend {name!r} is unknown; expected one of {BACKEND_NAMES}")
-
-
-def release(runner: Runner) -> None:
-    """Let a backend free what it holds before the next one is measured; the caller drops its
-    last reference, then the collector runs (RSS peaks stay per backend)."""
-    runner.close()
-    gc.collect()
 
 
 def bench_image(size: int = 320) -> "np.ndarray":

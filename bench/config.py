@@ -53,6 +53,11 @@ class BenchConfig:
     overwrite: bool = False
     """Replace existing output files; without it an existing file is an error before any run."""
 
+    @property
+    def torch_precision(self) -> str:
+        """What the torch backends run at: fp16 only on CUDA (the authors' setting), else fp32."""
+        return "fp16" if self.device.startswith("cuda") and self.precision == "fp16" else "fp32"
+
     def edit_config(self) -> EditConfig:
         return EditConfig(working_size=self.working_size, scheduler=self.scheduler, seed=self.seed,
                           anchors=max(self.anchors), steps=max(self.steps))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import re
@@ -13,7 +14,7 @@ from PIL import Image
 from lredit.engine.errors import InputError, LreditError
 
 from . import record
-from .backends import Unavailable, bench_image, load_models, make_runner, release
+from .backends import Unavailable, bench_image, load_models, make_runner
 from .config import BenchConfig
 from .timing import measure
 
@@ -95,14 +96,14 @@ def run_bench(cfg: BenchConfig, command: str, on_run: Callable[[str], None] | No
         try:
             runner = make_runner(backend, cfg, models, bundle)
         except Unavailable as exc:
-            precision = "fp16" if cfg.precision == "fp16" and cfg.device.startswith("cuda") else "fp32"
-            records += [record.failed_record(record.base_record(cfg, backend, precision, k, n), "unavailable", str(exc))
+            records += [record.failed_record(record.base_record(cfg, backend, cfg.torch_precision, k, n), "unavailable",
+                                             str(exc))
                         for k in cfg.anchors for n in cfg.steps]
             log.warning("%s: unavailable: %s", backend, exc)
             continue
         records += _measure_backend(runner, cfg, image, on_run)
-        runner.run = None  # drops the pipeline its closure holds
-        release(runner)
+        del runner  # its pipeline goes before the next backend is measured (RSS peaks stay per backend)
+        gc.collect()
     records += peers
     record.add_speedups(records)
     doc = record.document(cfg, command, records)
