@@ -54,7 +54,7 @@ class EditConfig:
     prompt_template: str = "a high quality image of {prompt}."
     negative_prompt: str = ""
     seed: int = 0
-    """Initial noise of candidate k comes from numpy's PCG64 seeded with (seed, k): the same on
+    """Initial noise of candidate k with box size m comes from engine.noise, keyed (seed, k, m): the same on
     every backend, and independent of K."""
     paste_back: bool = False
     """Composite the decoded image into the working image inside the mask only (keeps every

@@ -21,6 +21,7 @@ from .arrays import array_module, on_device, to_host
 from . import images as image_ops
 from .config import EditConfig
 from .errors import InputError, NumericalError
+from .noise import initial_noise
 from .ranking import RankScores, rank_candidates
 from .sessions import GraphSession, Scheduler
 from .timing import StageTimer
@@ -117,7 +118,7 @@ class EditPipeline:
         with timer.stage("vae_encode"):
             masked_latents = self._encode(work, masks)
         with timer.stage("denoise"):
-            latents = self._denoise(masks, masked_latents, hidden, cfg, timer, on_step)
+            latents = self._denoise(masks, masked_latents, hidden, size_index, cfg, timer, on_step)
         with timer.stage("vae_decode"):
             decoded = self._decode(latents, work, masks, cfg)
         with timer.stage("rank"):
@@ -223,13 +224,13 @@ class EditPipeline:
         masked = image * (masks[:, None] < 0.5)
         return self._run("vae_encoder", keep_on_device=True, images=masked.astype(np.float32))["latents"]
 
-    def _denoise(self, masks, masked_latents, hidden, cfg: EditConfig, timer: StageTimer, on_step) -> np.ndarray:
+    def _denoise(self, masks, masked_latents, hidden, size_index, cfg: EditConfig, timer: StageTimer, on_step) -> np.ndarray:
         k = masks.shape[0]
         f = self.assets.vae_scale_factor
         scheduler = self.assets.make_scheduler(cfg.scheduler)
         timesteps = scheduler.set_timesteps(cfg.steps)
         shape = (self.assets.latent_channels, cfg.working_size // f, cfg.working_size // f)
-        noise = np.stack([np.random.default_rng([cfg.seed, i]).standard_normal(shape, dtype=np.float32) for i in range(k)])
+        noise = np.stack([initial_noise(cfg.seed, i, int(size_index[i]), shape) for i in range(k)])
         # From here to the decoded images, arrays live where the sessions put them (numpy or
         # CuPy): no host copy inside the loop on GPU sessions.
         xp = array_module(masked_latents)

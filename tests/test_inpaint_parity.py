@@ -8,6 +8,7 @@ from PIL import Image
 
 from lredit.engine.anchors import box_masks
 from lredit.engine.config import EditConfig
+from lredit.engine.noise import initial_noise
 
 # Output pixels are uint8 on both sides; batch-size-dependent float summation can flip a rounding.
 MAX_LEVELS = 2
@@ -37,7 +38,7 @@ def test_batched_candidates_equal_diffusers_runs(tiny_models, reference, photo, 
     size = cfg.working_size
     masks = box_masks(result.boxes_px, size)
     for k in range(cfg.anchors):
-        noise = np.random.default_rng([cfg.seed, k]).standard_normal((4, size // 8, size // 8), dtype=np.float32)
+        noise = initial_noise(cfg.seed, k, int(result.size_index[k]), (4, size // 8, size // 8))
         mask = Image.fromarray((masks[k] * 255).astype(np.uint8))
         # diffusers samples the masked-image latent; the engine uses the posterior mean. Give
         # diffusers that latent, computed with diffusers' own image/mask processing.
