@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="extra inpaint + rank passes per authors edit (their README loop: 10)")
     what.add_argument("--image", type=Path, help="input image (default: a synthetic 320x320 image)")
     what.add_argument("--prompt", default="a bowl of strawberries")
+    what.add_argument("--in-process", action="store_true",
+                      help="measure all backends in this process (faster start; memory figures then include "
+                           "the backends measured before; default: one process per backend)")
     what.add_argument("--peer", type=Path, action="append", default=[],
                       help="a peer's JSON record (bench/peer_optimum.sh) to set beside ours; repeatable")
     out = p.add_argument_group("outputs")
@@ -76,7 +79,7 @@ def parse(argv=None) -> BenchConfig:
         working_size=args.working_size, scheduler=args.scheduler, precision=args.precision, device=args.device,
         authors_iterations=args.authors_iterations, image=args.image, prompt=args.prompt, peers=tuple(args.peer),
         json_out=args.json, markdown_out=args.markdown, plot_out=args.plot, progress=not args.no_progress,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, isolate=not args.in_process,
     )
     if args.workdir:
         fields["workdir"] = args.workdir
