@@ -18,15 +18,17 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from lredit.engine.errors import LreditError
+from lredit.config import Backend
+from lredit.errors import BackendUnavailableError, LreditError
+from lredit.manifest import Manifest
 
 from . import record
-from .backends import Unavailable, load_models, make_runner
-from .config import BenchConfig
+from .backends import load_models, make_runner
+from .config import AUTHORS, BenchConfig, engine_backend_name
 from .timing import measure, rss_bytes
 
 log = logging.getLogger(__name__)
-NEEDS_TORCH_MODELS = ("authors", "engine-torch")
+NEEDS_TORCH_MODELS = (AUTHORS, engine_backend_name(Backend.TORCH))
 
 
 def measure_points(runner, cfg: BenchConfig, image, on_run) -> list[dict]:
@@ -35,7 +37,7 @@ def measure_points(runner, cfg: BenchConfig, image, on_run) -> list[dict]:
     for k in cfg.anchors:
         for n in cfg.steps:
             base = record.base_record(cfg, runner.name, runner.precision, k, n)
-            if runner.name == "authors" and cfg.authors_iterations:
+            if runner.name == AUTHORS and cfg.authors_iterations:
                 base["note"] = (f"authors: {cfg.authors_iterations} extra inpaint + rank passes per edit, "
                                 "as their README's per-image loop")
             progress = (lambda phase, i: on_run(f"{runner.name} K={k} steps={n} {phase} {i}")) if on_run else None
@@ -54,7 +56,7 @@ def unavailable(cfg: BenchConfig, backend: str, status: str, reason: str) -> lis
             for k in cfg.anchors for n in cfg.steps]
 
 
-def measure_backend(backend: str, cfg: BenchConfig, bundle: Path | None, manifest: dict | None, image,
+def measure_backend(backend: str, cfg: BenchConfig, bundle: Path | None, manifest: Manifest | None, image,
                     on_run: Callable[[str], None] | None, models=None, isolation: str = "process") -> list[dict]:
     """Load `backend` (timed: load_ms), measure it, and stamp each record with this process."""
     start = time.perf_counter()
@@ -62,7 +64,7 @@ def measure_backend(backend: str, cfg: BenchConfig, bundle: Path | None, manifes
         if models is None and backend in NEEDS_TORCH_MODELS:
             models = load_models(cfg, manifest)
         runner = make_runner(backend, cfg, models, bundle)
-    except Unavailable as exc:
+    except BackendUnavailableError as exc:
         log.warning("%s: unavailable: %s", backend, exc)
         return [{**r, "pid": os.getpid(), "isolation": isolation} for r in unavailable(cfg, backend, "unavailable", str(exc))]
     load_ms = (time.perf_counter() - start) * 1000.0
@@ -79,9 +81,14 @@ def measure_backend(backend: str, cfg: BenchConfig, bundle: Path | None, manifes
     return records
 
 
-def _child(backend, cfg, bundle, manifest, image, channel, log_level) -> None:
+def _child(backend, cfg, bundle, image, channel, log_level) -> None:
     logging.basicConfig(level=log_level, format="%(name)s: %(message)s")
     try:
+        manifest = None
+        if cfg.models is None:  # the bundle's own models (read here: the typed manifest does not pickle)
+            from lredit.manifest import read_manifest
+
+            manifest = read_manifest(bundle)
         records = measure_backend(backend, cfg, bundle, manifest, image, lambda what: channel.put(("progress", what)))
     except Exception as exc:  # noqa: BLE001 - sent to the parent, which records it as a failed point
         channel.put(("error", f"{type(exc).__name__}: {exc}"))
@@ -89,14 +96,14 @@ def _child(backend, cfg, bundle, manifest, image, channel, log_level) -> None:
     channel.put(("records", records))
 
 
-def measure_in_child(backend: str, cfg: BenchConfig, bundle: Path | None, manifest: dict | None, image,
+def measure_in_child(backend: str, cfg: BenchConfig, bundle: Path | None, image,
                      on_run: Callable[[str], None] | None) -> list[dict]:
     """measure_backend in a fresh process; a child that dies (killed for memory, crashed) gives
     failed records naming its exit code."""
     ctx = multiprocessing.get_context("spawn")
     channel = ctx.Queue()
     child = ctx.Process(target=_child, name=f"lr-bench {backend}",
-                        args=(backend, cfg, bundle, manifest, image, channel, logging.getLogger().level))
+                        args=(backend, cfg, bundle, image, channel, logging.getLogger().level))
     child.start()
     records, error = None, None
     while records is None and error is None:

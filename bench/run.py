@@ -11,11 +11,11 @@ from typing import Callable
 
 from PIL import Image
 
-from lredit.engine.errors import InputError
+from lredit.errors import InputError
 
 from . import record
 from .backends import bench_image, load_models
-from .config import BenchConfig
+from .config import BUNDLE_BACKENDS, BenchConfig
 from .isolated import NEEDS_TORCH_MODELS, measure_backend, measure_in_child
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,8 @@ def ensure_bundle(cfg: BenchConfig) -> Path:
     if cfg.bundle is not None:
         return Path(cfg.bundle)
     from lredit.export.exporter import ExportConfig, run_export
-    from lredit.export.specs import PIPELINE_GRAPHS, ExportSettings
+    from lredit.export.specs import ExportSettings
+    from lredit.graphs import PIPELINE_GRAPHS
 
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(cfg.models)).strip("_")
     out = Path(cfg.workdir) / f"bundle-{slug}-ws{cfg.working_size}"
@@ -62,11 +63,11 @@ def run_bench(cfg: BenchConfig, command: str, on_run: Callable[[str], None] | No
     cfg = cfg.validated()
     peers = load_peers(cfg.peers)  # refuse a bad peer file before minutes of measuring
     image = _image(cfg)
-    wants_bundle = any(b in ("engine-ort", "engine-trt") for b in cfg.backends)
+    wants_bundle = any(b in BUNDLE_BACKENDS for b in cfg.backends)
     bundle = ensure_bundle(cfg) if wants_bundle else None
     manifest = None
     if cfg.models is None:
-        from lredit.engine.runtime import read_manifest
+        from lredit.manifest import read_manifest
 
         manifest = read_manifest(bundle)
     # In-process only: the backends share one set of torch models (and each other's memory).
@@ -74,7 +75,7 @@ def run_bench(cfg: BenchConfig, command: str, on_run: Callable[[str], None] | No
     records: list[dict] = []
     for backend in cfg.backends:
         if cfg.isolate:
-            records += measure_in_child(backend, cfg, bundle, manifest, image, on_run)
+            records += measure_in_child(backend, cfg, bundle, image, on_run)
         else:
             records += measure_backend(backend, cfg, bundle, manifest, image, on_run, models=models, isolation="shared")
             gc.collect()  # its pipeline goes before the next backend is measured

@@ -11,7 +11,9 @@ import numpy as np
 import onnx
 import torch
 
-from .bundle import set_file_mode
+from lredit.atomic import set_file_mode
+from lredit.config import CPU_PROVIDERS
+
 from .specs.base import GraphSpec
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ def ort_session(path: Path):
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=list(CPU_PROVIDERS))
 
 
 def check_parity(spec: GraphSpec, module: torch.nn.Module, sizes: dict, path: Path, precision: str, seed: int) -> dict:

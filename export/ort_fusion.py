@@ -21,7 +21,7 @@ from pathlib import Path
 import onnx
 from onnx import helper, numpy_helper
 
-from .bundle import set_file_mode
+from lredit.atomic import set_file_mode
 
 
 class _Graph:

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .bundle import write_bytes_atomic
+from lredit.atomic import write_bytes_atomic
 
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
 

@@ -112,7 +112,6 @@ def test_short_backend_names_are_accepted():
 
 
 def test_bench_image_is_deterministic():
-    from PIL import Image
 
     from lredit.bench.backends import bench_image
 
@@ -174,6 +173,6 @@ def test_a_child_that_dies_gives_failed_records():
 
     from lredit.bench.backends import bench_image
 
-    records = isolated.measure_in_child("engine-torch", cfg, None, None, Image.fromarray(bench_image(96)), kill_children)
+    records = isolated.measure_in_child("engine-torch", cfg, None, Image.fromarray(bench_image(96)), kill_children)
     assert [r["status"] for r in records] == ["failed", "failed"]
     assert "exited with code -9 (killed: out of memory?)" in records[0]["reason"]
