@@ -160,7 +160,8 @@ def test_tensorrt_parser_builds_every_pipeline_graph(exported):
     assert sorted(engines) == sorted(graphs)
     for name, rel in engines.items():
         assert (out / rel).stat().st_size > 0
-        assert rel.startswith(f"trt/{name}.{'fp32' if name == 'rgn' else precision}.") and rel.endswith(f".trt{trt.__version__}.aot.engine")
+        graph_precision = precision if SPECS[name].fp16 else "fp32"
+        assert rel.startswith(f"trt/{name}.{graph_precision}.") and rel.endswith(f".trt{trt.__version__}.aot.engine")
     with pytest.raises(ExportError, match="ROIAlign plugin"):
         build_engines(out, json.loads((out / "manifest.json").read_text()), trt=trt, sm="aot", graphs=["rgn_roi"])
 
