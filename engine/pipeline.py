@@ -157,7 +157,7 @@ class EditPipeline:
     def _anchors(saliency: np.ndarray, grid, cfg: EditConfig) -> np.ndarray:
         values = anchor_ops.cumulative_saliency(saliency)
         return anchor_ops.select_anchors(
-            values, grid, cfg.anchors, distinct=cfg.distinct_anchors, margin=cfg.max_window
+            values, grid, cfg.anchors, distinct=cfg.distinct_anchors, margin=cfg.max_window, spacing=cfg.anchor_spacing
         )
 
     def _pool(self, tokens: np.ndarray, grid, anchors: np.ndarray, cfg: EditConfig):
