@@ -41,6 +41,7 @@ def select_anchors(
 
     distinct=True: the `count` top patches anywhere (boxes are clamped at the border later), at
     least `spacing` cells apart (see `spaced_picks`; 0 = plain top-K).
+    The authors' rule below has no spacing: `spacing` does not apply to it.
     distinct=False (the code): patches whose row and col lie in [margin, n-1-margin] first, then
     the top-ranked patches regardless of the border until `count` are taken (duplicates possible).
     """
@@ -55,8 +56,6 @@ def select_anchors(
     ranked = rank_patches(values)
     if spacing < 0:
         raise InputError(f"anchor_spacing={spacing} must be >= 0 (cells between anchors; 0 = plain top-K)")
-    if spacing > 0 and not distinct:
-        raise InputError("anchor_spacing > 0 needs distinct anchors; the authors' anchor rule keeps spacing 0")
     if distinct:
         picks = spaced_picks(ranked, cols, count, spacing)
     else:

@@ -55,7 +55,8 @@ class EditConfig:
     """'argmax' (deterministic) or 'gumbel' (the code's hard Gumbel sample, seeded by `seed`)."""
     anchor_spacing: int = 4
     """Minimum Chebyshev distance in cells between anchors, picked greedily by saliency (0 = the
-    paper's plain top-K). 4 = the smallest half-size: no anchor sits inside another's smallest box,
+    paper's plain top-K). Applies to distinct anchors; the authors' rule (distinct_anchors off)
+    has none. 4 = the smallest half-size: no anchor sits inside another's smallest box,
     so no candidate is a neighbour's box moved by one cell (README, "Region modes")."""
 
     # -- region modes (issue #12) -----------------------------------------------------------
@@ -192,7 +193,6 @@ class EditConfig:
         need(self.proj_channels >= 1, "proj_channels", ">= 1")
         need(self.rgn_sampling in RGN_SAMPLING, "rgn_sampling", f"one of {RGN_SAMPLING}")
         need(isinstance(self.anchor_spacing, int) and self.anchor_spacing >= 0, "anchor_spacing", "an integer >= 0")
-        need(self.anchor_spacing == 0 or self.distinct_anchors, "anchor_spacing", "0 when distinct_anchors is off")
         need(self.regions is None or isinstance(self.regions, RegionMode), "regions", f"None or one of {REGION_MODES}")
         need(
             all(0.0 < f < 1.0 for f in self.prune_fractions) and list(self.prune_fractions) == sorted(set(self.prune_fractions)),

@@ -111,8 +111,10 @@ def test_anchor_spacing_fills_up_with_top_patches_when_the_map_is_too_small():
 def test_anchor_spacing_bad_values_are_clear_errors():
     with pytest.raises(InputError, match="anchor_spacing=-1"):
         A.select_anchors(np.arange(16.0), (4, 4), 2, distinct=True, margin=0, spacing=-1)
-    with pytest.raises(InputError, match="needs distinct anchors"):
-        A.select_anchors(np.arange(16.0), (4, 4), 2, distinct=False, margin=0, spacing=2)
+    # The authors' rule has no spacing: the same anchors with or without it.
+    values = _peaks((32, 32), [(16, 16), (15, 16)])
+    assert np.array_equal(A.select_anchors(values, (32, 32), 4, distinct=False, margin=15, spacing=4),
+                          A.select_anchors(values, (32, 32), 4, distinct=False, margin=15))
 
 
 def test_config_spacing_engine_default_and_authors_zero():
@@ -121,4 +123,4 @@ def test_config_spacing_engine_default_and_authors_zero():
     assert EditConfig().anchor_spacing == 4
     assert EditConfig.preset("authors").anchor_spacing == 0
     with pytest.raises(InputError, match="anchor_spacing"):
-        EditConfig(distinct_anchors=False).validated()
+        EditConfig(anchor_spacing=-2).validated()
