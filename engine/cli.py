@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import COMPAT_PRESETS, RGN_SAMPLING, SCHEDULERS, EditConfig
+from .config import COMPAT_PRESETS, REGION_MODES, RGN_SAMPLING, SCHEDULERS, EditConfig
 from .errors import LreditError
 
 log = logging.getLogger("lredit.edit")
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lr-edit", description="Mask-free text-driven image editing via learnable regions.")
     p.add_argument("image", type=Path, help="input image (any Pillow format)")
     p.add_argument("prompt", help="the edit, e.g. 'a bowl of strawberries'")
-    p.add_argument("--source-caption", help="caption of the source region (recorded; used only by training losses)")
+    p.add_argument("--source-caption", help="caption of the source region, e.g. 'fruit': adds L_dir to the region objective")
     p.add_argument("--out", type=Path, default=Path("lredit_out"), help="output folder (default: lredit_out)")
     p.add_argument("--overwrite", action="store_true", help="replace lredit outputs already in --out")
     src = p.add_argument_group("models")
@@ -66,7 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--working-size", type=int, help="inpainting resolution (default 512)")
     e.add_argument("--rgn-sampling", choices=RGN_SAMPLING)
     e.add_argument("--paste-back", action="store_true", default=None, help="keep pixels outside the box exactly")
+    e.add_argument("--anchor-spacing", type=int, help="minimum distance in cells between anchors (engine 4, authors 0)")
+    r = p.add_argument_group("regions (how each anchor's box size is chosen)")
+    r.add_argument("--regions", choices=REGION_MODES,
+                   help="rgn: the RGN's choice, one pass; search: every (anchor, size) pair scored by the paper's loss; "
+                        "learn: the RGN trained on this image (default: search without --rgn, rgn with it)")
+    r.add_argument("--no-prune", action="store_true", help="search: run every pair to the end (no successive halving)")
+    r.add_argument("--prune-fractions", type=_fractions, help="search: schedule fractions at which to prune (default 0.3,0.6)")
+    r.add_argument("--max-unet-batch", type=int, help="cap on UNet rows per call; larger batches run in chunks (default: the bundle's)")
     return p
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of fractions, e.g. 0.3,0.6") from None
 
 
 def parse(argv=None) -> tuple[RunOptions, EditConfig]:
@@ -83,6 +98,11 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
             ("working_size", args.working_size),
             ("rgn_sampling", args.rgn_sampling),
             ("paste_back", args.paste_back),
+            ("anchor_spacing", args.anchor_spacing),
+            ("regions", args.regions),
+            ("prune", False if args.no_prune else None),
+            ("prune_fractions", args.prune_fractions),
+            ("max_unet_batch", args.max_unet_batch),
         )
         if value is not None
     }

@@ -17,6 +17,7 @@ import numpy as np
 from lredit.export import bundle as layout  # stdlib only: the bundle layout shared with the exporter
 
 from .arrays import to_host
+from .batching import profile_batch_limits
 from .config import EditConfig
 from .errors import BundleError, InputError
 from .pipeline import EditPipeline, EditResult, PipelineAssets
@@ -163,6 +164,7 @@ def bundle_assets(bundle: Path, manifest: dict, roi_pool, verify: bool = True) -
         vae_scale_factor=int(pipe["vae_scale_factor"]),
         clip_image_size=int(pipe["clip_image_size"]),
         roi_pool=roi_pool,
+        batch_limits=profile_batch_limits(manifest["graphs"]),
     )
 
 
