@@ -246,3 +246,29 @@ def _clip(pipe, images):
     from lredit.engine import images as image_ops
 
     return image_ops.clip_pixels(images, pipe.assets.clip_image_size)
+
+
+def test_ort_bundle_search_runs_in_profile_sized_chunks_and_matches_the_reference(tiny_bundle, reference, photo):
+    from lredit.engine.editor import Editor
+
+    editor = Editor.from_bundle(tiny_bundle, backend="ort")
+    assert editor.pipeline.assets.batch_limits["unet"] == 32  # the unet spec's profile max
+    seen = []
+    unet = editor.pipeline.sessions["unet"]
+
+    class Recording:
+        input_names, output_names = unet.input_names, unet.output_names
+
+        def run(self, feeds):
+            seen.append(len(feeds["sample"]))
+            return unet.run(feeds)
+
+    sessions = {**editor.pipeline.sessions, "unet": Recording()}
+    ort = EditPipeline(sessions, editor.pipeline.assets, editor.pipeline.config.replace(anchors=K, steps=3),
+                       scorer_factory=lambda job: SetLosses(TABLE))
+    got = ort.edit(photo, "a red car", regions="search", prune=False)
+    ref = _pipe(reference, SetLosses(TABLE), regions=RegionMode.SEARCH, prune=False).edit(photo, "a red car")
+    assert max(seen) <= 32 and sum(seen) == got.regions.unet_rows == 2 * K * M * 4  # 36 rows per step, chunked
+    assert got.size_index.tolist() == ref.size_index.tolist() == TABLE.argmin(1).tolist()
+    for a, b in zip(got.candidates, ref.candidates):
+        assert _levels(a, b) <= MAX_LEVELS
