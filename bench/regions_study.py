@@ -25,8 +25,8 @@ import numpy as np
 from lredit.engine.config import EditConfig, RegionMode
 from lredit.engine.regions import all_pairs, keep_best, prune_steps
 
-PROBES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-SCHEDULES = ((0.3, 0.6), (0.2, 0.5), (0.4, 0.7), (0.5,), (0.3,), (0.6,), (0.2, 0.4, 0.6), (0.5, 0.8))
+PROBES = (0.2, 0.3, 0.5, 0.6, 0.8)
+SCHEDULES = ((0.3, 0.6), (0.2, 0.5), (0.5, 0.8), (0.3,), (0.5,), (0.6,), (0.2, 0.3, 0.6), (0.3, 0.6, 0.8))
 PROMPTS = ("a bowl of strawberries", "a red car", "a cat", "a vase of flowers", "a stack of books",
            "a wooden chair", "a green apple", "a lamp", "a teapot", "a sunflower")
 
@@ -136,13 +136,15 @@ def main(argv=None) -> int:
         image = Image.fromarray(study_image(i))
         samples.append(probe_losses(pipe, image, PROMPTS[i % len(PROMPTS)], cfg))
         print(f"pair {i + 1}/{args.pairs} done", file=sys.stderr, flush=True)
-    summary = summarise(samples, args.keep)
-    doc = {"models": args.models, "working_size": args.working_size, "steps": args.steps, "anchors": args.anchors,
-           "sizes": len(cfg.half_sizes), "pairs": args.pairs, "keep": args.keep, **summary}
-    if args.json:
-        from lredit.export.bundle import write_bytes_atomic
+        summary = summarise(samples, args.keep)
+        doc = {"models": args.models, "working_size": args.working_size, "steps": args.steps, "anchors": args.anchors,
+               "sizes": len(cfg.half_sizes), "pairs": len(samples), "keep": args.keep, **summary,
+               "raw": [{"final": final.tolist(), "probes": {str(f): v.tolist() for f, v in mids.items()}}
+                       for mids, final, _ in samples]}
+        if args.json:  # after every pair, so a partial study is kept
+            from lredit.export.bundle import write_bytes_atomic
 
-        write_bytes_atomic(args.json, (json.dumps(doc, indent=2) + "\n").encode())
+            write_bytes_atomic(args.json, (json.dumps(doc, indent=1) + "\n").encode())
     print(json.dumps(summary, indent=1))
     return 0 if all(math.isfinite(v["spearman_mean"]) for v in summary["per_probe"].values()) else 1
 

@@ -69,6 +69,10 @@ class EditConfig:
     only the best `prune_keep` share of every anchor's live sizes continues."""
     prune_keep: float = 0.5
     """Share of an anchor's live sizes kept at each pruning phase (rounded up, at least one)."""
+    learn_iterations: int = 10
+    """learn: Adam steps on the RGN (the authors' 10); each costs no inpainting (losses are cached)."""
+    learn_lr: float = 5e-3
+    """learn: Adam learning rate (the authors' README: 5e-3)."""
     max_unet_batch: int = 0
     """Cap on UNet rows per call (memory); 0 = the bundle's profile maximum (unlimited on torch).
     Larger batches run as chunks; results match the unchunked batch within 2 uint8 levels."""
@@ -200,6 +204,8 @@ class EditConfig:
             "increasing fractions strictly between 0 and 1",
         )
         need(0.0 < self.prune_keep <= 1.0, "prune_keep", "a share in (0, 1]")
+        need(isinstance(self.learn_iterations, int) and self.learn_iterations >= 1, "learn_iterations", "an integer >= 1")
+        need(self.learn_lr > 0, "learn_lr", "> 0")
         need(isinstance(self.max_unet_batch, int) and self.max_unet_batch >= 0, "max_unet_batch", "an integer >= 0")
         need(self.dino_size >= 32 and self.dino_size % 8 == 0, "dino_size", "a multiple of 8, >= 32")
         need(

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -36,6 +37,8 @@ class RegionJob:
 
     pipeline: "EditPipeline"
     image: Image.Image
+    pooled: np.ndarray
+    """[K, M*c, l, l] the RGN's input per anchor (what `learn` trains on)."""
     boxes: np.ndarray
     """[K, M, 4] proposal boxes in feature cells."""
     grid: tuple[int, int]
@@ -71,6 +74,8 @@ class RegionsOutcome:
     learn: list | None = None
     """Per-iteration mean loss when learning."""
     notes: list = field(default_factory=list)
+    learned_rgn: object = None
+    """learn: the RGN learned on this image (rgn_numpy.RgnParams), for --save-rgn; not reported."""
 
     def to_report(self) -> dict:
         return {
@@ -107,7 +112,7 @@ def choose_regions(mode: RegionMode, job: RegionJob, rgn_sizes: np.ndarray) -> C
         return one_pass(job, rgn_sizes)
     if mode is RegionMode.SEARCH:
         return search(job)
-    raise InputError("--regions learn needs the RGN learning core (issue #12, branch regions-obj), not in this build")
+    return learn(job)
 
 
 def one_pass(job: RegionJob, sizes: np.ndarray) -> ChosenRegions:
@@ -162,11 +167,59 @@ class Pruner:
 def search(job: RegionJob) -> ChosenRegions:
     """Score every (anchor, size) pair (pruned by successive halving unless config.prune is off);
     each anchor keeps its lowest-loss size."""
+    scored = _score_pairs(job, prune=job.config.prune)
+    chosen = scored.totals.argmin(axis=1)  # first minimum: ties go to the smaller size
+    return scored.winners(RegionMode.SEARCH, chosen)
+
+
+def learn(job: RegionJob) -> ChosenRegions:
+    """The RGN trained on this image (regions-obj's learn core: exact expected-loss gradient,
+    Adam, `learn_iterations` steps at `learn_lr`) from every pair's loss, scored once by an
+    unpruned search (the exact gradient needs all M sizes); then the learned RGN's choice per
+    anchor, its image taken from the pairs already inpainted."""
+    from .rgn_learning import learn_sizes
+
+    params = job.pipeline.assets.rgn
+    if params is None:
+        raise InputError("--regions learn needs the RGN's weights in numpy (a bundle's rgn.safetensors, --rgn, or the torch reference's)")
+    if job.shape[1] < 2:
+        raise InputError(f"--regions learn needs at least 2 box sizes to choose between (got M={job.shape[1]}); give more --half-sizes or use --regions rgn")
+    scored = _score_pairs(job, prune=False)
+    with job.timer.stage("learn"):
+        result = learn_sizes(job.pooled, params, scored.totals, iterations=job.config.learn_iterations, lr=job.config.learn_lr)
+    chosen = scored.winners(RegionMode.LEARN, result.choices)
+    outcome = dataclasses.replace(chosen.outcome, learn=[float(v) for v in result.mean_loss], learned_rgn=result.params)
+    return dataclasses.replace(chosen, outcome=outcome)
+
+
+@dataclass(frozen=True)
+class ScoredPairs:
+    """Every pair's inpaint and loss (inf where pruned), from one search run."""
+
+    inp: "Inpainted"
+    totals: np.ndarray
+    """[K, M] total loss, inf where pruned."""
+    losses: list
+    phases: list
+    notes: list
+
+    def winners(self, mode: RegionMode, chosen: np.ndarray) -> ChosenRegions:
+        """The K candidates at sizes `chosen` (each must have run to the end)."""
+        k, m = self.totals.shape
+        row_of = {int(r): i for i, r in enumerate(self.inp.live)}
+        rows = [row_of[a * m + int(s)] for a, s in enumerate(chosen)]
+        searched = np.ones((k, m), dtype=bool)
+        outcome = RegionsOutcome(mode, np.asarray(chosen, dtype=np.int64), self.losses, self.phases, self.inp.unet_rows,
+                                 searched, notes=self.notes)
+        return ChosenRegions(self.inp.work, self.inp.images[rows], self.inp.boxes_px[self.inp.live[rows]], outcome)
+
+
+def _score_pairs(job: RegionJob, prune: bool) -> ScoredPairs:
     cfg, (k, m) = job.config, job.shape
     pairs = all_pairs(k, m)
     scorer = (job.pipeline.scorer_factory or ClipScorer)(job)
     pruner = None
-    if cfg.prune and m > 1:
+    if prune and m > 1:
         total = len(job.pipeline.assets.make_scheduler(cfg.scheduler).set_timesteps(cfg.steps))
         pruner = Pruner(prune_steps(total, cfg.prune_fractions), pairs, scorer, cfg.prune_keep, (k, m), job.timer)
     inp = _inpaint(job, pairs, pruner)
@@ -174,16 +227,11 @@ def search(job: RegionJob) -> ChosenRegions:
         terms = scorer(pairs[inp.live], inp.images, inp.work)
     total = np.full(k * m, np.inf)
     total[inp.live] = np.asarray(terms.total, dtype=np.float64)
-    chosen = total.reshape(k, m).argmin(axis=1)  # first minimum: ties go to the smaller size
-    row_of = {int(r): i for i, r in enumerate(inp.live)}
-    winners = [row_of[a * m + int(s)] for a, s in enumerate(chosen)]
     losses = _table((k, m), pairs[inp.live], [terms.entry(i) for i in range(len(inp.live))])
     phases = [dict(p) for p in inp.phases]
     for phase, totals in zip(phases, pruner.totals if pruner else []):
         phase["losses"] = totals
-    notes = list(getattr(scorer, "notes", []))
-    outcome = RegionsOutcome(RegionMode.SEARCH, chosen, losses, phases, inp.unet_rows, np.ones((k, m), dtype=bool), notes=notes)
-    return ChosenRegions(inp.work, inp.images[winners], inp.boxes_px[inp.live[winners]], outcome)
+    return ScoredPairs(inp, total.reshape(k, m), losses, phases, list(getattr(scorer, "notes", [])))
 
 
 def _inpaint(job: RegionJob, pairs: np.ndarray, prune: Pruner | None = None) -> "Inpainted":
