@@ -8,10 +8,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lredit.engine.config import EditConfig, RegionMode
+from lredit.config import EditConfig, RegionMode
 from lredit.engine.pipeline import EditPipeline, Inpainted
-from lredit.engine.reference.models import ModelSet
-from lredit.engine.reference.torch_backend import diffusers_scheduler, reference_pipeline
+from lredit.engine.reference.torch_backend import reference_pipeline
+from lredit.export.diffusers_schedulers import diffusers_scheduler
+from lredit.export.models import ModelSet
 
 
 def _transformers_tokenizer(models: ModelSet):
@@ -53,6 +54,7 @@ class AuthorsPipeline(EditPipeline):
         return Inpainted(work, masks, boxes_px, np.arange(len(pairs)), images, rows, phases)
 
     def _diffusers_inpaint(self, masks, work, prompt, cfg):
+        """diffusers draws the noise (one generator seeded once, as the authors)."""
         from PIL import Image
 
         k = masks.shape[0]

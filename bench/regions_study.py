@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lredit.engine.config import EditConfig, RegionMode
+from lredit.config import EditConfig, RegionMode
 from lredit.engine.regions import all_pairs, keep_best, prune_steps
 
 PROBES = (0.2, 0.3, 0.5, 0.6, 0.8)
@@ -124,8 +124,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from PIL import Image
 
-    from lredit.engine.reference.models import ModelSources, load_models
     from lredit.engine.reference.torch_backend import reference_pipeline
+    from lredit.export.models import ModelSources, load_models
 
     cfg = EditConfig(working_size=args.working_size, steps=args.steps, anchors=args.anchors)
     models = load_models(ModelSources.parse(args.models), sizes=len(cfg.half_sizes), channels=cfg.proj_channels,

@@ -12,12 +12,14 @@ from typing import Callable, Mapping
 from .arrays import array_module
 
 
-def profile_batch_limits(graphs: Mapping[str, dict]) -> dict[str, int]:
-    """Graph name -> largest leading-axis batch of its profile (graphs with a dynamic first axis)."""
+def profile_batch_limits(graphs: Mapping[str, object]) -> dict[str, int]:
+    """Graph name -> largest leading-axis batch of its profile (graphs with a dynamic first axis);
+    `graphs` is the typed manifest's (entries with `.profile`: input -> {min, opt, max})."""
     limits = {}
     for name, entry in graphs.items():
-        maxima = [shape["max"][0] for shape in entry.get("profile", {}).values() if shape.get("max")]
-        mins = [shape["min"][0] for shape in entry.get("profile", {}).values() if shape.get("min")]
+        shapes = list(entry.profile.values())
+        maxima = [shape["max"][0] for shape in shapes if shape.get("max")]
+        mins = [shape["min"][0] for shape in shapes if shape.get("min")]
         if maxima and maxima != mins:  # a dynamic leading axis
             limits[name] = int(min(maxima))
     return limits

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
-import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import anchors as anchor_ops
-from .errors import OutputError
+from lredit.errors import OutputError
+from lredit.kernels.geometry import cells_to_pixels
+from lredit.versions import versions
+
 from .pipeline import EditResult
 
 OUTPUT_NAMES = ("result.png", "overlay.png", "report.json")
@@ -33,7 +32,8 @@ def prepare_output_dir(out: Path, overwrite: bool) -> Path:
     if out.is_dir() and not overwrite:
         ours = [p.name for p in out.iterdir() if p.name in OUTPUT_NAMES or p.name.startswith("candidate_")]
         if ours:
-            raise OutputError(f"--out {out} already holds lredit outputs ({', '.join(sorted(ours)[:3])}); pass --overwrite or choose another folder")
+            raise OutputError(f"--out {out} already holds lredit outputs ({', '.join(sorted(ours)[:3])}); "
+                              "pass --overwrite or choose another folder")
     probe_dir = out if out.is_dir() else _existing_parent(out)
     try:
         with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".lredit-probe-"):
@@ -104,7 +104,7 @@ def _searched_boxes(result: EditResult) -> Image.Image:
         return result.source.copy()
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    boxes = anchor_ops.cells_to_pixels(result.boxes_cells, result.grid, result.config.working_size)
+    boxes = cells_to_pixels(result.boxes_cells, result.grid, result.config.working_size)
     for k, m in zip(*np.nonzero(regions.searched)):
         if m != regions.chosen_size[k]:
             draw.rectangle(tuple(boxes[k, m].tolist()), outline=(255, 210, 60, 90), width=1)
@@ -152,20 +152,6 @@ def build_report(result: EditResult, *, image: str, backend: str, models: dict) 
         "warnings": result.warnings,
         "versions": versions(),
     }
-
-
-def versions() -> dict:
-    found = {"python": platform.python_version()}
-    for dist in ("lredit", "numpy", "pillow", "onnxruntime", "onnxruntime-gpu", "tokenizers", "torch", "diffusers", "transformers", "tensorrt"):
-        module = dist.replace("-gpu", "").replace("pillow", "PIL")
-        # Report only what this process actually uses, so a torch-free run says so.
-        if module not in sys.modules and dist not in ("lredit", "numpy", "pillow"):
-            continue
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def _json_default(value):

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from PIL import Image
 
+from lredit.config import EditConfig, RegionMode
+from lredit.errors import InputError
+
 from . import images as image_ops
 from .batching import run_in_chunks
-from .config import EditConfig, RegionMode
-from .errors import InputError
 from .timing import StageTimer
 
 if TYPE_CHECKING:
@@ -183,7 +184,8 @@ def learn(job: RegionJob) -> ChosenRegions:
     if params is None:
         raise InputError("--regions learn needs the RGN's weights in numpy (a bundle's rgn.safetensors, --rgn, or the torch reference's)")
     if job.shape[1] < 2:
-        raise InputError(f"--regions learn needs at least 2 box sizes to choose between (got M={job.shape[1]}); give more --half-sizes or use --regions rgn")
+        raise InputError(f"--regions learn needs at least 2 box sizes to choose between (got M={job.shape[1]}); "
+                         "give more --half-sizes or use --regions rgn")
     scored = _score_pairs(job, prune=False)
     with job.timer.stage("learn"):
         result = learn_sizes(job.pooled, params, scored.totals, iterations=job.config.learn_iterations, lr=job.config.learn_lr)
@@ -270,7 +272,7 @@ class ClipScorer:
 
     def __call__(self, pairs: np.ndarray, images: np.ndarray, work: np.ndarray):
         if self.source is None:
-            self.source = self._vision(work[None])
+            self.source = self._vision(image_ops.to_uint8(work)[None])
         out = self._vision(images)
         return self.objective.losses(
             out["image_embeds"], out["tokens"], self.source["image_embeds"][0], self.source["tokens"][0],

@@ -5,8 +5,8 @@ overlay. The real objective is tested in test_objective.py; here losses are set 
 import numpy as np
 import pytest
 
+from lredit.config import RegionMode
 from lredit.engine import regions
-from lredit.engine.config import RegionMode
 from lredit.engine.denoise import DenoiseRows, RowDenoiser, chunk_rows
 from lredit.engine.pipeline import EditPipeline
 from lredit.engine.ranking import rank_candidates
@@ -141,7 +141,7 @@ def test_auto_mode_is_search_without_checkpoint_and_rgn_with_one(reference):
 
 
 def test_bad_region_settings_are_clear_errors(reference):
-    from lredit.engine.errors import InputError
+    from lredit.errors import InputError
 
     with pytest.raises(InputError, match="prune_fractions"):
         reference.config.replace(prune_fractions=(0.6, 0.3))
@@ -172,7 +172,8 @@ def test_report_and_overlay_carry_the_search(reference, photo, tmp_path):
 def _fake_unet(calls):
     def unet(sample, timestep, encoder_hidden_states):
         calls.append(len(sample))
-        return np.tanh(sample[:, :4] * 0.5 + encoder_hidden_states.mean(axis=(1, 2))[:, None, None, None] + timestep[:, None, None, None] * 1e-3)
+        text = encoder_hidden_states.mean(axis=(1, 2))[:, None, None, None]
+        return np.tanh(sample[:, :4] * 0.5 + text + timestep[:, None, None, None] * 1e-3)
     return unet
 
 
@@ -187,7 +188,7 @@ def _rows(n, reps=2):
 
 
 def _scheduler():
-    from lredit.engine.reference.models import SD15_SCHEDULER
+    from lredit.export.models import SD15_SCHEDULER
     from lredit.export.scheduler_tables import scheduler_tables
 
     return make_scheduler("pndm", SD15_SCHEDULER, scheduler_tables(SD15_SCHEDULER)["alphas_cumprod"])
@@ -272,3 +273,20 @@ def test_ort_bundle_search_runs_in_profile_sized_chunks_and_matches_the_referenc
     assert got.size_index.tolist() == ref.size_index.tolist() == TABLE.argmin(1).tolist()
     for a, b in zip(got.candidates, ref.candidates):
         assert _levels(a, b) <= MAX_LEVELS
+
+
+def test_lr_edit_region_flags_reach_the_config(tmp_path):
+    from lredit.engine.cli import _check_save_rgn, parse
+    from lredit.errors import InputError
+
+    options, cfg = parse(["x.png", "a cat", "--regions", "search", "--no-prune", "--prune-fractions", "0.2,0.5",
+                          "--anchor-spacing", "0", "--max-unet-batch", "8", "--source-caption", "fruit"])
+    assert (cfg.regions, cfg.prune, cfg.prune_fractions, cfg.anchor_spacing, cfg.max_unet_batch) == (
+        RegionMode.SEARCH, False, (0.2, 0.5), 0, 8)
+    assert options.source_caption == "fruit"
+    assert parse(["x.png", "a cat"])[1].regions is None  # auto: search without --rgn, rgn with it
+    with pytest.raises(InputError, match="prune_fractions"):
+        parse(["x.png", "a cat", "--prune-fractions", "0.7,0.2"])
+    options, cfg = parse(["x.png", "a cat", "--save-rgn", str(tmp_path / "r.safetensors")])
+    with pytest.raises(InputError, match="needs --regions learn"):
+        _check_save_rgn(options, cfg)
