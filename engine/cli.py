@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rgn: the RGN's choice, one pass; search: every (anchor, size) pair scored by the paper's loss; "
                         "learn: the RGN trained on this image (default: search without --rgn, rgn with it)")
     r.add_argument("--no-prune", action="store_true", help="search: run every pair to the end (no successive halving)")
-    r.add_argument("--prune-fractions", type=_fractions, help="search: schedule fractions at which to prune (default 0.3,0.6)")
+    r.add_argument("--prune-fractions", type=_fractions, help="search: schedule fractions at which to prune (default 0.2,0.3,0.6)")
     r.add_argument("--save-rgn", type=Path, help="--regions learn: write the learned RGN here (safetensors, authors' key names)")
     r.add_argument("--max-unet-batch", type=int, help="cap on UNet rows per call; larger batches run in chunks (default: the bundle's)")
     return p

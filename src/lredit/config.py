@@ -117,7 +117,7 @@ class EditConfig:
     """rgn, search or learn; None = search without an RGN checkpoint, rgn with one."""
     prune: bool = True
     """search: successive halving on mid-schedule scores. Off = all K x M pairs run every step."""
-    prune_fractions: tuple[float, ...] = (0.3, 0.6)
+    prune_fractions: tuple[float, ...] = (0.2, 0.3, 0.6)
     """Fractions of the schedule at which the x0 predictions are decoded and scored; after each,
     only the best `prune_keep` share of every anchor's live sizes continues."""
     prune_keep: float = 0.5
