@@ -142,7 +142,7 @@ class EditPipeline:
         with timer.stage("text"):
             hidden = self._text(prompt, cfg, warnings)
         # 5-9: masks, VAE encode, denoise, decode for the pairs the region mode needs
-        mode = cfg.region_mode(self.has_rgn_checkpoint)
+        mode = regions.resolve_mode(self, cfg, warnings)
         job = regions.RegionJob(self, img, pooled, boxes, grid, hidden, prompt, source_caption, cfg, timer, on_step, warnings)
         chosen = regions.choose_regions(mode, job, size_index)
         with timer.stage("rank"):

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -106,6 +107,31 @@ class ChosenRegions:
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray], object]
 """(pairs [N, 2], decoded uint8 images [N, S, S, 3], working image) -> LossTerms (`.total` [N],
 `.entry(i)` a JSON-ready dict)."""
+
+
+def search_unavailable(pipeline: "EditPipeline") -> str | None:
+    """Why this pipeline cannot score pairs (None when it can): scoring needs the region objective
+    and clip_vision's `tokens` output (bundles exported before it lack it)."""
+    if pipeline.scorer_factory is not None:
+        return None
+    if importlib.util.find_spec("lredit.engine.objective") is None:
+        return "this build has no region objective (lredit.engine.objective)"
+    if "tokens" not in pipeline.sessions["clip_vision"].output_names:
+        return "the clip_vision graph has no 'tokens' output: re-export the bundle with this lredit (lr-export)"
+    return None
+
+
+def resolve_mode(pipeline: "EditPipeline", cfg: EditConfig, warnings: list) -> RegionMode:
+    """config.regions, or by default search without an RGN checkpoint and rgn with one (rgn also
+    where search cannot run, with a warning saying why). An explicit mode that cannot run is an error."""
+    mode = cfg.region_mode(pipeline.has_rgn_checkpoint)
+    reason = None if mode is RegionMode.RGN else search_unavailable(pipeline)
+    if reason is None:
+        return mode
+    if cfg.regions is not None:
+        raise InputError(f"--regions {mode.value} cannot run: {reason}")
+    warnings.append(f"regions: one-pass rgn with a seeded RGN, because search cannot run: {reason}")
+    return RegionMode.RGN
 
 
 def choose_regions(mode: RegionMode, job: RegionJob, rgn_sizes: np.ndarray) -> ChosenRegions:

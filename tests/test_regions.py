@@ -290,3 +290,23 @@ def test_lr_edit_region_flags_reach_the_config(tmp_path):
     options, cfg = parse(["x.png", "a cat", "--save-rgn", str(tmp_path / "r.safetensors")])
     with pytest.raises(InputError, match="needs --regions learn"):
         _check_save_rgn(options, cfg)
+
+
+def test_auto_mode_falls_back_to_rgn_only_where_search_cannot_run(reference, photo):
+    class NoTokens:
+        input_names, output_names = ("pixels",), ("image_embeds",)
+
+        def run(self, feeds):
+            raise AssertionError("not called")
+
+    sessions = {**reference.sessions, "clip_vision": NoTokens()}
+    pipe = EditPipeline(sessions, reference.assets, reference.config.replace(anchors=2, steps=2, regions=None))
+    assert "tokens" in regions.search_unavailable(pipe) or "objective" in regions.search_unavailable(pipe)
+    warnings = []
+    assert regions.resolve_mode(pipe, pipe.config, warnings) is RegionMode.RGN and "search cannot run" in warnings[0]
+    from lredit.errors import InputError
+
+    with pytest.raises(InputError, match="--regions search cannot run"):
+        regions.resolve_mode(pipe, pipe.config.replace(regions="search"), [])
+    stubbed = EditPipeline(sessions, reference.assets, pipe.config, scorer_factory=lambda job: SetLosses(TABLE))
+    assert regions.resolve_mode(stubbed, stubbed.config, []) is RegionMode.SEARCH
