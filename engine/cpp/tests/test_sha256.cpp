@@ -1,6 +1,7 @@
 // SHA-256 against the NIST FIPS 180-4 examples, chunked feeding, and files.
-//   test_sha256            run the checks; exit 0 when all pass
-//   test_sha256 FILE...    print "<hex>  <file>" per file (tests/test_cpp_text.py compares with hashlib)
+//   test_sha256 [REPO_ROOT]        run the checks (they need no data; the argument is accepted
+//                                  like the other test programs'); exit 0 when all pass
+//   test_sha256 --files FILE...    print "<hex>  <file>" per file (tests/test_cpp_text.py compares with hashlib)
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -80,8 +81,8 @@ void spent_object_and_missing_file() {
 
 int main(int argc, char** argv) {
   try {
-    if (argc > 1) {
-      for (int i = 1; i < argc; ++i) std::printf("%s  %s\n", lredit::sha256_file_hex(argv[i]).c_str(), argv[i]);
+    if (argc > 1 && std::string(argv[1]) == "--files") {
+      for (int i = 2; i < argc; ++i) std::printf("%s  %s\n", lredit::sha256_file_hex(argv[i]).c_str(), argv[i]);
       return 0;
     }
     nist_vectors();

@@ -12,12 +12,11 @@ of fragments by a seeded generator (Python's `random`, seed 2024), so the file i
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
+from generated_file import write_or_check
 from lredit.engine.tokenizer import ClipTokenizer
 
 OUT = Path(__file__).resolve().parents[3] / "tests" / "data" / "tokenizer_corpus.jsonl"
@@ -110,20 +109,7 @@ def render(tokenizer: ClipTokenizer) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="compare with the committed file, write nothing")
-    args = parser.parse_args(argv)
-    text = render(ClipTokenizer.default())
-    if args.check:
-        if OUT.read_text() != text:
-            print(f"{OUT} is out of date: run python engine/cpp/tools/gen_tokenizer_corpus.py", file=sys.stderr)
-            return 1
-        return 0
-    tmp = OUT.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(OUT)
-    print(f"wrote {OUT} ({text.count(chr(10))} prompts)")
-    return 0
+    return write_or_check(OUT, lambda: render(ClipTokenizer.default()), __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":

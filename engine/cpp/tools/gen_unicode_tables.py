@@ -9,7 +9,7 @@ canonical decompositions, canonical combining classes, primary composites, and `
 The Python tokenizer runs on the `tokenizers` library, whose parts carry other Unicode versions
 than this Python's ``unicodedata``: its regex engine and lowercasing are newer (they know letters,
 digits and case pairs that ``unicodedata`` lists as unassigned), its NFC older (it does not know
-some combining marks and one composition). For those code points, and only those, the tables
+some combining marks and one decomposition). For those code points, and only those, the tables
 take what the library does, found by running its normalizers over every code point; the script
 asserts that the two sources agree on everything else. Whitespace is the regex engine's ``\\s``
 (the Unicode White_Space set, which ``unicodedata`` does not expose), likewise read from the
@@ -18,11 +18,10 @@ library and checked against ``str.isspace``.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import unicodedata as ud
 from pathlib import Path
 
+from generated_file import write_or_check
 from tokenizers import Regex, normalizers
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "unicode_data.inc"
@@ -84,14 +83,19 @@ def combining_classes() -> dict[int, int]:
 
 
 def decompositions() -> dict[int, tuple[int, ...]]:
-    """Full canonical decomposition of every code point that has one (Hangul is algorithmic)."""
+    """Full canonical decomposition of every code point that has one (Hangul is algorithmic),
+    except those the library's normalizer does not know (it leaves them whole)."""
+    nfd = normalizers.NFD()
     table = {}
     for c in CODE_POINTS:
-        if c in HANGUL:
-            continue
         mapping = ud.decomposition(chr(c))
-        if mapping and not mapping.startswith("<"):
-            table[c] = tuple(map(ord, ud.normalize("NFD", chr(c))))
+        if c in HANGUL or not mapping or mapping.startswith("<"):
+            continue
+        full = ud.normalize("NFD", chr(c))
+        library = nfd.normalize_str(chr(c))
+        assert library in (full, chr(c)), f"the decomposition of U+{c:04X} differs"
+        if library == full:
+            table[c] = tuple(map(ord, full))
     return table
 
 
@@ -179,20 +183,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="compare with the committed file, write nothing")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if OUT.read_text() != text:
-            print(f"{OUT} is out of date: run python engine/cpp/tools/gen_unicode_tables.py", file=sys.stderr)
-            return 1
-        return 0
-    tmp = OUT.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(OUT)
-    print(f"wrote {OUT}")
-    return 0
+    return write_or_check(OUT, render, __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":
