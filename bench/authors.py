@@ -44,7 +44,7 @@ class AuthorsPipeline(EditPipeline):
     def _encode(self, work, masks):
         return work
 
-    def _denoise(self, masks, work, prompt, cfg, timer, on_step):
+    def _denoise(self, masks, work, prompt, size_index, cfg, timer, on_step):  # noise: one torch generator, as the authors
         from PIL import Image
 
         k = masks.shape[0]

@@ -1,6 +1,6 @@
 // The engine's noise: Random123's known answers for Philox4x32-10, and initial_noise against the
 // golden values that numpy wrote (tests/data/noise_golden.txt, from engine/cpp/tools/gen_noise_golden.py).
-//   test_philox [REPO_ROOT]                        checks; REPO_ROOT defaults to $LREDIT_REPO_ROOT
+//   test_philox [REPO_ROOT]                        checks; REPO_ROOT: see repo_root.h
 //   test_philox --dump SEED ANCHOR SIZE COUNT OUT  write COUNT float32 (little-endian) to OUT
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "repo_root.h"
 #include "../src/philox.h"
 
 namespace {
@@ -107,10 +108,9 @@ int dump(char** argv) {
 int main(int argc, char** argv) {
   try {
     if (argc == 7 && std::string(argv[1]) == "--dump") return dump(argv);
-    const char* env = std::getenv("LREDIT_REPO_ROOT");
-    const std::string root = argc > 1 ? argv[1] : (env ? env : "");
+    const std::string root = lredit::testing::repo_root(argc, argv);
     if (root.empty()) {
-      std::fprintf(stderr, "usage: test_philox REPO_ROOT (or set LREDIT_REPO_ROOT)\n");
+      std::fprintf(stderr, "usage: test_philox REPO_ROOT (or set LREDIT_REPO_ROOT or LREDIT_TEST_SOURCE)\n");
       return 2;
     }
     known_answers();

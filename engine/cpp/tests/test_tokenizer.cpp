@@ -1,7 +1,7 @@
 // The C++ CLIP tokenizer against the golden corpus that the Python tokenizer wrote
 // (tests/data/tokenizer_corpus.jsonl, from engine/cpp/tools/gen_tokenizer_corpus.py), over the
 // vocabulary in engine/data, plus errors and options.
-//   test_tokenizer [REPO_ROOT]       checks; REPO_ROOT defaults to $LREDIT_REPO_ROOT
+//   test_tokenizer [REPO_ROOT]       checks; REPO_ROOT: see repo_root.h
 //   test_tokenizer --encode FOLDER   a tokenizer folder; reads {"text": ...} lines on stdin, writes
 //                                    {"ids", "token_count", "truncated"} or {"error"} lines
 #include <algorithm>
@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "repo_root.h"
 #include "../src/tokenizer.h"
 
 namespace {
@@ -119,10 +120,9 @@ int encode_lines(const std::string& folder) {
 int main(int argc, char** argv) {
   try {
     if (argc == 3 && std::string(argv[1]) == "--encode") return encode_lines(argv[2]);
-    const char* env = std::getenv("LREDIT_REPO_ROOT");
-    const std::string root = argc > 1 ? argv[1] : (env ? env : "");
+    const std::string root = lredit::testing::repo_root(argc, argv);
     if (root.empty()) {
-      std::fprintf(stderr, "usage: test_tokenizer REPO_ROOT (or set LREDIT_REPO_ROOT)\n");
+      std::fprintf(stderr, "usage: test_tokenizer REPO_ROOT (or set LREDIT_REPO_ROOT or LREDIT_TEST_SOURCE)\n");
       return 2;
     }
     const std::string vocab = root + "/engine/data/clip_vocab.json", merges = root + "/engine/data/clip_merges.txt";
