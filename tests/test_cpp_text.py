@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from lredit.engine.noise import initial_noise
-from lredit.engine.tokenizer import ClipTokenizer
+from lredit.tokenizer import ClipTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CPP = ROOT / "engine" / "cpp"

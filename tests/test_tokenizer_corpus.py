@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from lredit.engine.tokenizer import ClipTokenizer
+
+from lredit.tokenizer import ClipTokenizer
 
 CORPUS = Path(__file__).parent / "data" / "tokenizer_corpus.jsonl"
 

@@ -1,5 +1,5 @@
 // CLIP byte-level BPE tokenizer over a bundle's tokenizer folder (vocab.json, merges.txt,
-// special_tokens_map.json): the same ids as lredit.engine.tokenizer.ClipTokenizer (Python).
+// special_tokens_map.json): the same ids as lredit.tokenizer.ClipTokenizer (Python).
 //
 // Steps, as the Python tokenizer (the `tokenizers` library) does them:
 //  1. <|startoftext|> and <|endoftext|> written in the text are special tokens (matched on the

@@ -1,6 +1,6 @@
 // The C++ CLIP tokenizer against the golden corpus that the Python tokenizer wrote
 // (tests/data/tokenizer_corpus.jsonl, from engine/cpp/tools/gen_tokenizer_corpus.py), over the
-// vocabulary in engine/data, plus errors and options.
+// vocabulary in src/lredit/data, plus errors and options.
 //   test_tokenizer [REPO_ROOT]       checks; REPO_ROOT: see repo_root.h
 //   test_tokenizer --encode FOLDER   a tokenizer folder; reads {"text": ...} lines on stdin, writes
 //                                    {"ids", "token_count", "truncated"} or {"error"} lines
@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "usage: test_tokenizer REPO_ROOT (or set LREDIT_REPO_ROOT or LREDIT_TEST_SOURCE)\n");
       return 2;
     }
-    const std::string vocab = root + "/engine/data/clip_vocab.json", merges = root + "/engine/data/clip_merges.txt";
+    const std::string vocab = root + "/src/lredit/data/clip_vocab.json", merges = root + "/src/lredit/data/clip_merges.txt";
     options_and_errors(vocab, merges);
     corpus(lredit::ClipTokenizer(vocab, merges), root + "/tests/data/tokenizer_corpus.jsonl");
   } catch (const std::exception& e) {

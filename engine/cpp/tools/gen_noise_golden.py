@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from generated_file import write_or_check
+
 from lredit.engine.noise import initial_noise
 
 OUT = Path(__file__).resolve().parents[3] / "tests" / "data" / "noise_golden.txt"

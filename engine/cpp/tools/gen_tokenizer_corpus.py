@@ -1,5 +1,5 @@
 """Write tests/data/tokenizer_corpus.jsonl: prompts and the ids lredit's Python tokenizer gives them
-(engine/data CLIP vocabulary, max_length 77). test_tokenizer.cpp holds the C++ tokenizer to it;
+(the CLIP vocabulary in src/lredit/data, max_length 77). test_tokenizer.cpp holds the C++ tokenizer to it;
 tests/test_tokenizer_corpus.py holds the Python tokenizer to it and to transformers' CLIPTokenizer.
 
 Run from the repository root: ``python engine/cpp/tools/gen_tokenizer_corpus.py`` (``--check``
@@ -17,7 +17,8 @@ import random
 from pathlib import Path
 
 from generated_file import write_or_check
-from lredit.engine.tokenizer import ClipTokenizer
+
+from lredit.tokenizer import ClipTokenizer
 
 OUT = Path(__file__).resolve().parents[3] / "tests" / "data" / "tokenizer_corpus.jsonl"
 COMPOSED = 200

@@ -1,5 +1,5 @@
 """Generate engine/cpp/src/unicode_data.inc: the character data the C++ CLIP tokenizer needs to
-treat every code point as lredit's Python tokenizer (engine/tokenizer.py) does.
+treat every code point as lredit's Python tokenizer (src/lredit/tokenizer.py) does.
 
 Run from the repository root: ``python engine/cpp/tools/gen_unicode_tables.py`` (``--check``
 compares with the committed file instead of writing; tests/test_cpp_text.py does that).
