@@ -12,17 +12,18 @@ Definition:
 2. Box-Muller on each word pair ``(x, y)`` = ``(w0, w1)`` and ``(w2, w3)``, in float64 with only
    IEEE-754 +, -, *, / and sqrt (each rounded to nearest; no fused multiply-add), so that every
    language computes the same bits:
-   - ``ln_u = ln((2x + 1) / 2**33)`` (``u`` in (0, 1), never 0): ``2x + 1 = m * 2**e`` with
-     ``m`` in [sqrt(1/2), sqrt(2)) (frexp, doubled when below sqrt(1/2)); ``s = (m - 1) / (m + 1)``;
-     ``ln m = 2 s (1 + s^2/3 + s^4/5 + ... + s^26/27)`` by Horner from the highest term
-     (``p = 1/27``, then ``p = 1/(2j+1) + s^2 p`` for j = 12 .. 0); ``ln_u = (e - 33) LN2 + ln m``
-     with ``LN2 = 0x1.62e42fefa39efp-1``.
+   - ``ln_u = ln((2x + 1) / 2**33)`` (``u`` in (0, 1), never 0): frexp splits the exact double
+     ``2x + 1 = f * 2**e``, ``f`` in [1/2, 1); when ``f < SQRT1_2 = 0x1.6a09e667f3bcdp-1``,
+     ``m = 2 f`` and ``e = e - 1``, else ``m = f``. ``s = (m - 1) / (m + 1)``, ``s2 = s * s``;
+     ``p = 1/27``, then ``p = 1/(2j+1) + s2 * p`` for j = 12 .. 0 (so ``p`` is
+     ``1 + s^2/3 + ... + s^26/27``); ``ln_m = (2 s) * p``; ``ln_u = (e - 33) * LN2 + ln_m`` with
+     ``LN2 = 0x1.62e42fefa39efp-1``. Every ``1/k`` is the correctly rounded double quotient.
    - ``r = sqrt(-2 ln_u)``.
    - angle ``2 pi y / 2**32``: quadrant ``q = y >> 30``, ``t = (y mod 2**30) * 0x1.921fb54442d18p-30``
-     (in [0, pi/2)); ``sin t = t (1 - t^2/(2*3) (1 - t^2/(4*5) (... (1 - t^2/(24*25)))))`` and
-     ``cos t = 1 - t^2/(1*2) (1 - t^2/(3*4) (... (1 - t^2/(23*24))))``, innermost first, each
-     factor ``t^2 / (i (i+1))`` computed as ``(t*t) / (i*(i+1))``; then by quadrant
-     ``(cos, sin)`` of the full angle = (c, s), (-s, c), (-c, -s), (s, -c).
+     (in [0, pi/2)), ``t2 = t * t``; ``S = C = 1``, then for i = 24, 22, .., 2:
+     ``S = 1 - (t2 / (i*(i+1))) * S`` and ``C = 1 - (t2 / ((i-1)*i)) * C``; ``sin t = t * S``,
+     ``cos t = C`` (Taylor series to t^25/25! and t^24/24!); then by quadrant
+     ``(cos, sin)`` of the full angle = (C, sin t), (-sin t, C), (-C, -sin t), (sin t, -C).
    - ``z0 = float32(r cos)``, ``z1 = float32(r sin)`` (round to nearest even).
 3. Element ``i`` of the C-ordered output is normal ``i``: block ``i // 4``, normal ``i % 4`` in
    the order ``z0(w0, w1), z1(w0, w1), z0(w2, w3), z1(w2, w3)``.
