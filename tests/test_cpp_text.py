@@ -145,3 +145,20 @@ def test_unicode_tables_are_current():
     tool = CPP / "tools" / "gen_unicode_tables.py"
     run = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr
+
+
+def test_cpp_tokenizer_pad_token_from_tokenizer_config(programs, tmp_path):
+    """A Hugging Face folder without special_tokens_map.json: the pad token from tokenizer_config.json,
+    written as an AddedToken dict (Stable Diffusion 2's "!")."""
+    program = _program(programs, "tokenizer")
+    vocab, merges = ClipTokenizer.default().files
+    folder = tmp_path / "sd2"
+    folder.mkdir()
+    shutil.copyfile(vocab, folder / "vocab.json")
+    shutil.copyfile(merges, folder / "merges.txt")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"pad_token": {"content": "!", "lstrip": False}}))
+    want = ClipTokenizer.from_folder(folder).encode("a red apple")
+    assert want.ids[-1] == 0
+    run = subprocess.run([str(program), "--encode", str(folder)], input='{"text": "a red apple"}\n', capture_output=True,
+                         text=True, check=True)
+    assert json.loads(run.stdout)["ids"] == want.ids.tolist()
