@@ -58,14 +58,16 @@ def philox4x32(key: tuple[int, int], counters: np.ndarray) -> np.ndarray:
     c = counters.astype(np.uint64).T.copy()
     k0, k1 = np.uint64(key[0]), np.uint64(key[1])
     m0, m1 = np.uint64(PHILOX_M[0]), np.uint64(PHILOX_M[1])
+    c0, c1, c2, c3 = c
+    shift = np.uint64(32)
     for r in range(PHILOX_ROUNDS):
         if r:
             k0 = (k0 + np.uint64(PHILOX_W[0])) & _MASK32
             k1 = (k1 + np.uint64(PHILOX_W[1])) & _MASK32
-        p0 = m0 * c[0]  # 32 x 32 -> 64 bits: exact in uint64
-        p1 = m1 * c[2]
-        c = np.stack([(p1 >> np.uint64(32)) ^ c[1] ^ k0, p1 & _MASK32, (p0 >> np.uint64(32)) ^ c[3] ^ k1, p0 & _MASK32])
-    return c.T.astype(np.uint32)
+        p0 = m0 * c0  # 32 x 32 -> 64 bits: exact in uint64
+        p1 = m1 * c2
+        c0, c1, c2, c3 = (p1 >> shift) ^ c1 ^ k0, p1 & _MASK32, (p0 >> shift) ^ c3 ^ k1, p0 & _MASK32
+    return np.stack([c0, c1, c2, c3], axis=1).astype(np.uint32)
 
 
 def box_muller(words: np.ndarray) -> np.ndarray:
@@ -89,8 +91,9 @@ def _ln_unit(x: np.ndarray) -> np.ndarray:
     s = (m - 1.0) / (m + 1.0)
     s2 = s * s
     p = np.full_like(s, 1.0 / (2 * _LOG_TERMS + 1))
-    for j in range(_LOG_TERMS - 1, -1, -1):
-        p = 1.0 / (2 * j + 1) + s2 * p
+    for j in range(_LOG_TERMS - 1, -1, -1):  # p = 1/(2j+1) + s2 * p, in place
+        np.multiply(s2, p, out=p)
+        np.add(1.0 / (2 * j + 1), p, out=p)
     ln_m = (2.0 * s) * p
     return (e - 33.0) * LN2 + ln_m
 
@@ -102,9 +105,14 @@ def _cos_sin_turn(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     t2 = t * t
     sin = np.ones_like(t)
     cos = np.ones_like(t)
-    for i in range(2 * _TRIG_TERMS, 0, -2):  # sin: factors t^2/(i(i+1)); cos: t^2/((i-1)i)
-        sin = 1.0 - (t2 / float(i * (i + 1))) * sin
-        cos = 1.0 - (t2 / float((i - 1) * i)) * cos
+    factor = np.empty_like(t)
+    for i in range(2 * _TRIG_TERMS, 0, -2):  # sin = 1 - (t2 / (i(i+1))) * sin; cos likewise with (i-1)i
+        np.divide(t2, float(i * (i + 1)), out=factor)
+        np.multiply(factor, sin, out=sin)
+        np.subtract(1.0, sin, out=sin)
+        np.divide(t2, float((i - 1) * i), out=factor)
+        np.multiply(factor, cos, out=cos)
+        np.subtract(1.0, cos, out=cos)
     sin = t * sin
     c = np.choose(quadrant, [cos, -sin, -cos, sin])
     s = np.choose(quadrant, [sin, cos, -sin, -cos])
