@@ -23,6 +23,7 @@ from .config import EditConfig
 from .errors import InputError, NumericalError
 from .noise import initial_noise
 from .ranking import RankScores, rank_candidates
+from .rgn_numpy import RgnParams
 from .sessions import GraphSession, Scheduler
 from .timing import StageTimer
 from .tokenizer import ClipTokenizer
@@ -49,6 +50,11 @@ class PipelineAssets:
     roi_pool: Callable = roi_pool_ref.roi_pool_anchors
     """(tokens, grid, anchors, half_sizes, weight, bias, PoolSpec) -> (pooled, boxes): the
     numpy reference, or kernels.loader.CudaRoiPool on GPU."""
+    rgn: RgnParams | None = None
+    """The RGN's weights in numpy (head + projection) where known: what mode `learn` starts from."""
+    notes: tuple[str, ...] = ()
+    """Warnings about the models themselves (e.g. a head-only RGN checkpoint), repeated in every
+    edit's warnings."""
 
 
 @dataclass
@@ -95,7 +101,7 @@ class EditPipeline:
         **overrides,
     ) -> EditResult:
         cfg = self.config.replace(**overrides) if overrides else self.config
-        timer, warnings = StageTimer(), []
+        timer, warnings = StageTimer(), list(self.assets.notes)
         with timer.stage("validate"):
             validate_prompt(prompt)
             img = image_ops.load_image(image)

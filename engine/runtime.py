@@ -20,6 +20,8 @@ from .arrays import to_host
 from .config import EditConfig
 from .errors import BundleError, InputError
 from .pipeline import EditPipeline, EditResult, PipelineAssets
+from .rgn_checkpoint import load_rgn
+from .rgn_numpy import RgnParams
 from .schedulers import make_scheduler
 from .sessions import GRAPH_NAMES
 from .tokenizer import ClipTokenizer
@@ -163,7 +165,15 @@ def bundle_assets(bundle: Path, manifest: dict, roi_pool, verify: bool = True) -
         vae_scale_factor=int(pipe["vae_scale_factor"]),
         clip_image_size=int(pipe["clip_image_size"]),
         roi_pool=roi_pool,
+        rgn=_bundle_rgn(bundle, manifest, (weight, bias)),
     )
+
+
+def _bundle_rgn(bundle: Path, manifest: dict, projection) -> RgnParams | None:
+    """The bundle's RGN weights in numpy (bundles exported before rgn.safetensors have none)."""
+    if layout.RGN_WEIGHTS not in manifest["assets"]:
+        return None
+    return load_rgn(bundle / layout.RGN_WEIGHTS, projection).params
 
 
 def _roi_pool_for(providers) -> object:

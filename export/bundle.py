@@ -7,6 +7,7 @@ BUNDLE/
   onnx/<graph>.onnx      (+ <graph>.onnx.data external weights when a graph passes 2 GB)
   tokenizer/{clip,sd}/   vocab.json, merges.txt, special_tokens_map.json
   rgn_projection.npz     the seeded 1x1 projection (weight [c, d], bias [c])
+  rgn.safetensors        the RGN (anchor_net.* head + conv.* projection), for the numpy RGN
   trt/                   engines (named graph.precision.profile.trtX.smY.engine), timing.cache
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 MANIFEST = "manifest.json"
 PARITY = "parity.json"
+RGN_WEIGHTS = "rgn.safetensors"
 FORMAT_VERSION = 1
 
 

@@ -25,6 +25,8 @@ import torch
 import lredit
 from lredit.engine.config import EditConfig
 from lredit.engine.errors import LreditError
+from lredit.engine.reference.rgn import rgn_params
+from lredit.engine.rgn_checkpoint import save_rgn
 
 from . import bundle as layout
 from .ort_fusion import ort_variant_name, write_ort_variant
@@ -188,13 +190,16 @@ def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_e
 
 
 def _write_assets(models, out: Path) -> dict[str, str]:
-    """Tokenizer files and the projection; returns {relative path: sha256}."""
+    """Tokenizer files, the projection and the RGN weights; returns {relative path: sha256}."""
     paths = [*models.clip_tokenizer.save(out / "tokenizer" / "clip"), *models.sd_tokenizer.save(out / "tokenizer" / "sd")]
     weight, bias = models.region_net.projection_arrays()
     buffer = io.BytesIO()
     np.savez(buffer, weight=weight, bias=bias)
     layout.write_bytes_atomic(out / "rgn_projection.npz", buffer.getvalue())
-    paths.append(out / "rgn_projection.npz")
+    # The whole RGN (head + projection) under the authors' key names: the runtime's numpy RGN
+    # learns from it (mode learn) without torch.
+    save_rgn(out / layout.RGN_WEIGHTS, rgn_params(models.region_net), {"source": str(models.sources.get("rgn", ""))})
+    paths += [out / "rgn_projection.npz", out / layout.RGN_WEIGHTS]
     return {path.relative_to(out).as_posix(): layout.sha256_file(path) for path in paths}
 
 

@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..pipeline import EditPipeline, PipelineAssets
 from ..schedulers import NAMES, OVERRIDES
 from .models import ModelSet
+from .rgn import rgn_params
 
 # diffusers scheduler class and the config overrides that select each named variant: the same
 # table the numpy runtime uses, so both sides always run the same variant.
@@ -91,7 +92,7 @@ def torch_sessions(models: ModelSet, config: EditConfig, device="cpu", dtype=tor
         # The RGN is tiny and its argmax decides boxes: it stays fp32 on every backend.
         "rgn": TorchSession(wrappers.RgnGraph(models.region_net), ["pooled"], ["log_probs"], device, fp32),
         "clip_text": TorchSession(wrappers.ClipTextGraph(models.clip), ["input_ids"], ["text_embeds"], device, dtype),
-        "clip_vision": TorchSession(wrappers.ClipVisionGraph(models.clip), ["pixels"], ["image_embeds"], device, dtype),
+        "clip_vision": TorchSession(wrappers.ClipVisionGraph(models.clip), ["pixels"], ["image_embeds", "tokens"], device, dtype),
         "sd_text": TorchSession(wrappers.SdTextGraph(models.sd_text_encoder), ["input_ids"], ["hidden_states"], device, dtype),
         "unet": TorchSession(
             wrappers.UnetGraph(models.unet), ["sample", "timestep", "encoder_hidden_states"], ["noise_pred"], device, dtype
@@ -116,5 +117,7 @@ def reference_pipeline(models: ModelSet, config: EditConfig | None = None, devic
         latent_channels=int(models.vae.config.latent_channels),
         vae_scale_factor=2 ** (len(models.vae.config.block_out_channels) - 1),
         clip_image_size=int(models.clip.config.vision_config.image_size),
+        rgn=rgn_params(models.region_net),
+        notes=tuple(models.warnings),
     )
     return EditPipeline(torch_sessions(models, config, device, dtype), assets, config)
