@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+log = logging.getLogger("lredit.bench.rgn_holdout")
+
 PROMPTS = [
     ("a bowl of strawberries", "a bowl of fruit"),
     ("a red sports car", "a table"),
@@ -113,6 +115,7 @@ def main(argv=None) -> int:
         for name, prompt, caption in rows:
             scorer = PairLosses(pipeline, folder / name, prompt, caption)
             out.append((name, scorer.pooled, scorer.all_losses()))
+            log.warning("scored %s (%d/%d)", name, len(out), len(rows))
         return out
 
     started = time.perf_counter()
