@@ -81,13 +81,12 @@ def write_set(folder: Path, count: int, seed: int) -> list[tuple[str, str, str]]
 
 
 def main(argv=None) -> int:
+    from lredit.config import EditConfig
     from lredit.engine import rgn_numpy
-    from lredit.engine.config import EditConfig
     from lredit.engine.pair_losses import PairLosses
-    from lredit.engine.reference.models import ModelSources, load_models
-    from lredit.engine.reference.torch_backend import reference_pipeline
-    from lredit.engine.rgn_checkpoint import load_rgn
+    from lredit.engine.reference.torch_backend import load_reference
     from lredit.engine.train_cli import main as train_main
+    from lredit.rgn_checkpoint import load_rgn
 
     p = argparse.ArgumentParser(prog="python -m lredit.bench.rgn_holdout")
     p.add_argument("--train", type=int, default=16)
@@ -106,8 +105,7 @@ def main(argv=None) -> int:
     train_rows = write_set(work / "train", args.train, seed=1)
     test_rows = write_set(work / "test", args.test, seed=2)
     cfg = EditConfig(anchors=args.anchors, steps=args.steps, working_size=args.working_size)
-    models = load_models(ModelSources.parse(args.models), sizes=len(cfg.half_sizes), channels=cfg.proj_channels, roi_size=cfg.roi_size)
-    pipeline = reference_pipeline(models, cfg)
+    pipeline = load_reference(args.models, cfg)
     seeded = pipeline.assets.rgn
 
     def tables(rows, folder):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from lredit.errors import InputError
 
 EPS = 1e-8
 

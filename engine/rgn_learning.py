@@ -21,8 +21,9 @@ from enum import Enum
 
 import numpy as np
 
+from lredit.errors import InputError
+
 from . import rgn_numpy
-from .errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ run a loaded or learned RGN and learn one without torch.
 Layers as the authors' `anchor_net` (and `reference.rgn.RegionNetwork.head`, Sequential indices
 in the keys): 0 Conv1x1(M*c -> 8), ReLU, 2 Conv1x1(8 -> 4), ReLU, Flatten, 5 Linear(4*l*l -> 4),
 ReLU, 7 Linear(4 -> M), LogSoftmax. The seeded 1x1 projection (d -> c) that feeds ROI pooling is
-the authors' `conv`. Arithmetic is float64; the exported `rgn` graph is float32 (they agree to
+the authors' `conv`. The weights (`RgnParams`) and their checkpoints live in the root package
+(`lredit.rgn_checkpoint`), so export reads and writes them too. Arithmetic is float64; the exported `rgn` graph is float32 (they agree to
 ~1e-6 in log-probabilities, see tests/test_rgn_numpy.py).
 """
 
@@ -15,79 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-
-HEAD_KEYS = ("0.weight", "0.bias", "2.weight", "2.bias", "5.weight", "5.bias", "7.weight", "7.bias")
-HEAD_PREFIX = "anchor_net."
-PROJECTION_PREFIX = "conv."
-
-
-@dataclass(frozen=True)
-class RgnParams:
-    """One RGN: the head (authors' `anchor_net.<i>.*`, conv weights as [out, in, 1, 1]) and the
-    1x1 projection (authors' `conv.*`, weight [c, d, 1, 1])."""
-
-    head: Mapping[str, np.ndarray]
-    projection_weight: np.ndarray
-    """[c, d] (the conv's trailing 1x1 dropped)."""
-    projection_bias: np.ndarray
-    """[c]."""
-
-    def __post_init__(self) -> None:
-        check_head(self.head)
-        c = self.head["0.weight"].shape[1] // self.sizes
-        if self.projection_weight.ndim != 2 or self.projection_weight.shape[0] != c or self.projection_bias.shape != (c,):
-            raise InputError(
-                f"RGN projection has weight {self.projection_weight.shape} and bias {self.projection_bias.shape}; "
-                f"the head takes {self.sizes} sizes x {c} channels, so [{c}, d] and [{c}] were expected"
-            )
-
-    @property
-    def sizes(self) -> int:
-        return int(self.head["7.weight"].shape[0])
-
-    @property
-    def channels(self) -> int:
-        return int(self.projection_weight.shape[0])
-
-    @property
-    def roi_size(self) -> int:
-        return round(float(np.sqrt(self.head["5.weight"].shape[1] / 4)))
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self.projection_weight.shape[1])
-
-    def with_head(self, head: Mapping[str, np.ndarray]) -> RgnParams:
-        return RgnParams(dict(head), self.projection_weight, self.projection_bias)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """float32 arrays under the authors' key names (`anchor_net.*`, `conv.*`)."""
-        state = {HEAD_PREFIX + k: np.asarray(v, dtype=np.float32) for k, v in self.head.items()}
-        state[PROJECTION_PREFIX + "weight"] = np.asarray(self.projection_weight, dtype=np.float32)[:, :, None, None]
-        state[PROJECTION_PREFIX + "bias"] = np.asarray(self.projection_bias, dtype=np.float32)
-        return state
-
-
-def check_head(head: Mapping[str, np.ndarray]) -> None:
-    """The eight arrays exist and their shapes chain; raise InputError naming the first misfit."""
-    missing = [k for k in HEAD_KEYS if k not in head]
-    if missing:
-        raise InputError(f"RGN head lacks {missing}")
-    w0, w2, w5, w7 = (np.asarray(head[k]) for k in ("0.weight", "2.weight", "5.weight", "7.weight"))
-    checks = [
-        (w0.ndim == 4 and w0.shape[2:] == (1, 1), "0.weight", "[8, M*c, 1, 1]", w0.shape),
-        (w2.ndim == 4 and w2.shape[1] == w0.shape[0] and w2.shape[2:] == (1, 1), "2.weight", f"[4, {w0.shape[0]}, 1, 1]", w2.shape),
-        (w5.ndim == 2 and w5.shape[1] % w2.shape[0] == 0, "5.weight", f"[4, {w2.shape[0]}*l*l]", w5.shape),
-        (w7.ndim == 2 and w7.shape[1] == w5.shape[0] and w0.shape[1] % max(w7.shape[0], 1) == 0, "7.weight", "[M, 4]", w7.shape),
-    ]
-    for ok, key, want, got in checks:
-        if not ok:
-            raise InputError(f"RGN head {key} has shape {tuple(got)}; expected {want}")
-    for layer in ("0", "2", "5", "7"):
-        bias = np.asarray(head[f"{layer}.bias"])
-        if bias.shape != (np.asarray(head[f"{layer}.weight"]).shape[0],):
-            raise InputError(f"RGN head {layer}.bias has shape {bias.shape}; expected ({np.asarray(head[f'{layer}.weight']).shape[0]},)")
+from lredit.errors import InputError
+from lredit.rgn_checkpoint import RgnParams
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from .errors import InputError
+from lredit.errors import InputError
+from lredit.rgn_checkpoint import load_rgn
+
 from .pipeline import EditPipeline
-from .rgn_checkpoint import load_rgn
 from .rgn_numpy import NumpyRgnSession, RgnParams
 
 log = logging.getLogger(__name__)

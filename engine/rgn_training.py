@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lredit.errors import InputError
+from lredit.rgn_checkpoint import load_rgn, save_rgn
+
 from . import rgn_numpy
-from .errors import InputError
-from .rgn_checkpoint import load_rgn, save_rgn
 from .rgn_learning import Adam, PairScorer, expected_loss_grad
 
 log = logging.getLogger(__name__)

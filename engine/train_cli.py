@@ -13,7 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError, LreditError, OutputError
+from lredit.cli import run_cli
+from lredit.errors import InputError, OutputError
+
 from .rgn_training import TrainConfig
 
 log = logging.getLogger("lredit.train")
@@ -67,7 +69,7 @@ def parse(argv=None) -> tuple[TrainOptions, TrainConfig]:
 
 
 def run(options: TrainOptions, config: TrainConfig):
-    from .rgn_checkpoint import check_writable
+    from lredit.rgn_checkpoint import check_writable
 
     check_writable(options.save_rgn)  # before any model is loaded or image inpainted
     if options.convert is not None:
@@ -95,7 +97,7 @@ def run(options: TrainOptions, config: TrainConfig):
 
 
 def _pipeline(options: TrainOptions):
-    from .config import EditConfig
+    from lredit.config import EditConfig
 
     config = EditConfig().replace(**options.edit)
     if options.bundle is not None:
@@ -103,12 +105,9 @@ def _pipeline(options: TrainOptions):
 
         pipeline = Editor.from_bundle(options.bundle, "ort", config=config).pipeline
     else:
-        from .reference.models import ModelSources, load_models
-        from .reference.torch_backend import reference_pipeline
+        from .reference.torch_backend import load_reference
 
-        models = load_models(ModelSources.parse(options.models), sizes=len(config.half_sizes), channels=config.proj_channels,
-                             roi_size=config.roi_size, proj_seed=config.proj_seed)
-        pipeline = reference_pipeline(models, config)
+        pipeline = load_reference(options.models, config)
     if options.rgn is not None:
         from .rgn_runtime import use_rgn_checkpoint
 
@@ -119,7 +118,7 @@ def _pipeline(options: TrainOptions):
 def _convert(options: TrainOptions):
     """Rewrite a checkpoint (e.g. the authors' .pt, which needs torch) as safetensors. It must
     hold conv.*: a head-only file runs as it is with --rgn (seeded projection), nothing to convert."""
-    from .rgn_checkpoint import load_rgn, read_state, save_rgn
+    from lredit.rgn_checkpoint import load_rgn, read_state, save_rgn
 
     state, _ = read_state(options.convert)
     if "conv.weight" not in state or "conv.bias" not in state:
@@ -149,21 +148,17 @@ def _progress(options: TrainOptions):
 
 
 def main(argv=None) -> int:
-    try:
+    def body() -> int:
         options, config = parse(argv)
         result = run(options, config)
-    except LreditError as exc:
-        print(f"lr-train-rgn: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("lr-train-rgn: interrupted; the last finished epoch's checkpoint is kept (--resume continues it)", file=sys.stderr)
-        return 130
-    if options.convert is not None:
-        print(f"lr-train-rgn: wrote {options.save_rgn}")
-    else:
-        losses = ", ".join(f"{x:.4f}" for x in result.epoch_loss) or "none (already trained)"
-        print(f"lr-train-rgn: wrote {options.save_rgn} after {result.epochs_done} epochs; mean loss per epoch: {losses}")
-    return 0
+        if options.convert is not None:
+            print(f"lr-train-rgn: wrote {options.save_rgn}")
+        else:
+            losses = ", ".join(f"{x:.4f}" for x in result.epoch_loss) or "none (already trained)"
+            print(f"lr-train-rgn: wrote {options.save_rgn} after {result.epochs_done} epochs; mean loss per epoch: {losses}")
+        return 0
+
+    return run_cli("lr-train-rgn", body, interrupted="the last finished epoch's checkpoint is kept (--resume continues it)")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ transformers' CLIP on the tiny models; clip_vision's penultimate-block `tokens` 
 import numpy as np
 import pytest
 import torch
-from lredit.engine.errors import InputError
+from PIL import Image
+
 from lredit.engine.images import clip_pixels
 from lredit.engine.objective import RegionObjective, objective_texts
-from PIL import Image
+from lredit.errors import InputError
 
 TEMPLATE = "a high quality image of {prompt}."
 LOSS_ATOL = 1e-5  # numpy loss from the exported ONNX graphs vs torch + transformers, per term
@@ -43,7 +44,7 @@ def _torch_losses(clip, tokenizer, candidates, source, prompt, caption):
 
 @pytest.fixture(scope="module")
 def ort_clip(tiny_bundle):
-    from lredit.engine.runtime import OrtSession
+    from lredit.engine.ort_runtime import OrtSession
 
     return OrtSession(tiny_bundle / "onnx" / "clip_vision.onnx"), OrtSession(tiny_bundle / "onnx" / "clip_text.onnx")
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from lredit.engine.errors import ModelSourceError
-from lredit.engine.reference.rgn import RegionNetwork, load_rgn_checkpoint
+from lredit.errors import ModelSourceError
+from lredit.export.rgn import RegionNetwork, load_rgn_checkpoint
 
 
 def _authors_state(net, prefix):
@@ -89,7 +89,7 @@ def test_authors_checkpoint_loads_its_conv_projection(tmp_path, prefix):
 
 
 def test_models_record_a_head_only_checkpoint_in_sources_and_warnings(tmp_path):
-    from lredit.engine.reference.models import ModelSources, load_models
+    from lredit.export.models import ModelSources, load_models
 
     net = RegionNetwork(32, 12, 6, 8)
     path = tmp_path / "rgn.pt"

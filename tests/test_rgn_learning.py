@@ -4,10 +4,9 @@ torch.optim.Adam; learn_sizes; safetensors checkpoints written and read without 
 import numpy as np
 import pytest
 import torch
-from lredit.engine import rgn_numpy, safetensors_io
-from lredit.engine.errors import InputError, ModelSourceError, OutputError
-from lredit.engine.reference.rgn import RegionNetwork, load_rgn_checkpoint, rgn_params
-from lredit.engine.rgn_checkpoint import check_writable, load_rgn, save_rgn
+
+from lredit import safetensors_io
+from lredit.engine import rgn_numpy
 from lredit.engine.rgn_learning import (
     Adam,
     GradientMode,
@@ -15,6 +14,9 @@ from lredit.engine.rgn_learning import (
     learn_sizes,
     reinforce_grad,
 )
+from lredit.errors import InputError, ModelSourceError, OutputError
+from lredit.export.rgn import RegionNetwork, load_rgn_checkpoint, rgn_params
+from lredit.rgn_checkpoint import HEAD_KEYS, check_writable, load_rgn, save_rgn
 
 K, M, C, L, D = 5, 6, 12, 8, 32
 STEP_ATOL = 1e-6  # numpy Adam step vs torch autograd + torch.optim.Adam, parameters after the step
@@ -60,7 +62,7 @@ def test_adam_on_exact_expected_loss_matches_torch(net, steps):
         head = adam.step(head, rgn_numpy.backward(head, fwd, expected_loss_grad(fwd.log_probs, losses)))
     table = torch.from_numpy(losses)
     ref = _torch_step(net, pooled, lambda lp: (lp.exp() * table).sum(dim=1).mean(), steps)
-    for name in rgn_numpy.HEAD_KEYS:
+    for name in HEAD_KEYS:
         assert np.abs(head[name] - ref[name]).max() <= STEP_ATOL, name
     assert any(np.abs(head[n] - _head(RegionNetwork(D, C, M, L, seed=3).double())[n]).max() > 1e-4 for n in head)
 
@@ -77,7 +79,7 @@ def test_adam_on_reinforce_surrogate_matches_torch(net):
     idx = torch.from_numpy(sizes)
     adv = torch.from_numpy(losses - baseline[:, None])
     ref = _torch_step(net, pooled, lambda lp: (adv * lp.gather(1, idx)).mean())
-    for name in rgn_numpy.HEAD_KEYS:
+    for name in HEAD_KEYS:
         assert np.abs(head[name] - ref[name]).max() <= STEP_ATOL, name
 
 
@@ -190,7 +192,7 @@ def test_save_load_round_trip_gives_the_same_choices(tmp_path):
     path = tmp_path / "rgn.safetensors"
     save_rgn(path, learned.params)
     tensors, _ = safetensors_io.load_file(path)
-    assert set(tensors) == {f"anchor_net.{k}" for k in rgn_numpy.HEAD_KEYS} | {"conv.weight", "conv.bias"}
+    assert set(tensors) == {f"anchor_net.{k}" for k in HEAD_KEYS} | {"conv.weight", "conv.bias"}
     assert tensors["conv.weight"].shape == (C, D, 1, 1) and tensors["anchor_net.0.weight"].shape == (8, M * C, 1, 1)
     loaded = load_rgn(path, (np.zeros((C, D), np.float32), np.zeros(C, np.float32)), sizes=M, channels=C, roi_size=L)
     assert loaded.has_projection and loaded.warnings == ()
@@ -232,7 +234,7 @@ def test_save_rgn_target_is_checked_before_any_work(tmp_path):
 
 
 def test_numpy_session_matches_the_exported_rgn_graph(tiny_bundle):
-    from lredit.engine.runtime import OrtSession
+    from lredit.engine.ort_runtime import OrtSession
 
     loaded = load_rgn(tiny_bundle / "rgn.safetensors", (np.zeros((C, D), np.float32), np.zeros(C, np.float32)))
     assert loaded.has_projection

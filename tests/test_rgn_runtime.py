@@ -4,13 +4,14 @@ projection feeds pooling, and lr-edit --bundle --rgn reproduces the checkpoint's
 import json
 
 import numpy as np
-from lredit.engine import safetensors_io
+
+from lredit import safetensors_io
+from lredit.config import EditConfig
 from lredit.engine.cli import main as edit_main
-from lredit.engine.config import EditConfig
 from lredit.engine.editor import Editor
-from lredit.engine.rgn_checkpoint import save_rgn
 from lredit.engine.rgn_numpy import NumpyRgnSession
 from lredit.engine.rgn_runtime import use_rgn_checkpoint
+from lredit.rgn_checkpoint import save_rgn
 
 FAST = {"working_size": 64, "steps": 3, "anchors": 3}  # the tiny bundle's geometry (conftest)
 
@@ -67,7 +68,7 @@ import sys
 import numpy as np
 from PIL import Image
 from lredit.engine.editor import Editor
-from lredit.engine.rgn_checkpoint import save_rgn
+from lredit.rgn_checkpoint import save_rgn
 from lredit.engine.rgn_learning import learn_sizes
 from lredit.engine.rgn_runtime import use_rgn_checkpoint
 pipe = Editor.from_bundle({str(tiny_bundle)!r}).pipeline

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lredit.engine import rgn_numpy, safetensors_io
-from lredit.engine.errors import InputError
+from lredit import safetensors_io
 from lredit.engine.objective import RegionObjective
 from lredit.engine.pair_losses import PairLosses
 from lredit.engine.rgn_learning import learn_sizes
 from lredit.engine.rgn_training import TrainConfig, TrainExample, read_examples, train_rgn
 from lredit.engine.train_cli import main as train_main
+from lredit.errors import InputError
+from lredit.rgn_checkpoint import HEAD_KEYS
 
 K, M, C, L = 3, 6, 12, 8
 
@@ -81,7 +82,7 @@ class _StubProblems:
 
 
 def _init():
-    from lredit.engine.reference.rgn import RegionNetwork, rgn_params
+    from lredit.export.rgn import RegionNetwork, rgn_params
 
     return rgn_params(RegionNetwork(32, C, M, L, seed=0))
 
@@ -100,7 +101,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
     second = _StubProblems(names)
     resumed = train_rgn(_examples(names), _init(), second, tmp_path / "part.safetensors", TrainConfig(epochs=4, lr=3e-3), resume=True)
     assert second.scored == 0  # loss tables come from the checkpoint
-    for key in rgn_numpy.HEAD_KEYS:
+    for key in HEAD_KEYS:
         np.testing.assert_allclose(resumed.params.head[key], full.params.head[key], rtol=0, atol=1e-7)
     assert full.epoch_loss[-1] < full.epoch_loss[0] and len(resumed.epoch_loss) == 2
     _, meta = safetensors_io.load_file(tmp_path / "part.safetensors")
@@ -158,7 +159,7 @@ def test_cli_bad_input_gives_one_line_errors(tmp_path, capsys, case, message):
 
 
 def test_cli_trains_writes_a_checkpoint_that_lr_edit_loads(tmp_path, capsys):
-    from lredit.engine.rgn_checkpoint import load_rgn
+    from lredit.rgn_checkpoint import load_rgn
 
     images, prompts = _folder(tmp_path, "a.png\ta red apple\ta green apple\n")
     save = tmp_path / "out" / "rgn.safetensors"

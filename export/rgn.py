@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..rgn_checkpoint import LoadedRgn, load_rgn
-from ..rgn_numpy import RgnParams
+from lredit.rgn_checkpoint import LoadedRgn, RgnParams, load_rgn
 
 
 class RegionNetwork(nn.Module):
@@ -66,7 +65,7 @@ class RegionNetwork(nn.Module):
 def load_rgn_checkpoint(network: RegionNetwork, path: Path) -> LoadedRgn:
     """Load a checkpoint into `network`: the head (`anchor_net.*`) and, when the file has it, the
     projection (`conv.*`), so a loaded head is never paired with another projection. Formats and
-    key rules: `lredit.engine.rgn_checkpoint` (safetensors without torch; `.pt` with `module.`
+    key rules: `lredit.rgn_checkpoint` (safetensors without torch; `.pt` with `module.`
     prefix and/or a `state_dict` entry). A head-only file keeps the seeded projection; the
     returned warnings say so."""
     loaded = load_rgn(

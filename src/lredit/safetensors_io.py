@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from lredit.export.bundle import write_bytes_atomic
 
+from .atomic import write_bytes_atomic
 from .errors import InputError
 
 _DTYPES = {
