@@ -123,7 +123,7 @@ def load_models(sources: ModelSources, *, sizes: int, channels: int, roi_size: i
     rgn_path = sources.rgn or _default_rgn_checkpoint(sources.root)
     if rgn_path is not None:
         loaded = load_rgn_checkpoint(models.region_net, rgn_path)
-        models.sources["rgn"] = str(rgn_path) if loaded.has_projection else f"{rgn_path} (head; seeded projection {proj_seed})"
+        models.sources["rgn"] = str(rgn_path)  # a head-only file says so in models.warnings
         models.warnings.extend(loaded.warnings)
     for module in models.modules().values():
         module.eval().requires_grad_(False)
