@@ -14,6 +14,7 @@ from lredit.config import EditConfig
 from lredit.errors import BundleError, InputError
 from lredit.graphs import PIPELINE_GRAPHS
 from lredit.manifest import Manifest
+from lredit.rgn_checkpoint import RgnParams, load_rgn
 from lredit.tokenizer import ClipTokenizer
 
 from .batching import profile_batch_limits
@@ -40,7 +41,7 @@ def require_graphs(manifest: Manifest) -> None:
 
 
 def bundle_assets(manifest: Manifest, roi_pool, verify: bool = True) -> PipelineAssets:
-    """Everything but the graphs, from the bundle: tokenizers, projection, scheduler tables."""
+    """Everything but the graphs, from the bundle: tokenizers, projection, RGN weights, scheduler tables."""
     if verify:
         verify_files(manifest, manifest.assets)
     pipe, sched = manifest.pipeline, manifest.scheduler
@@ -59,7 +60,15 @@ def bundle_assets(manifest: Manifest, roi_pool, verify: bool = True) -> Pipeline
         clip_image_size=pipe.clip_image_size,
         roi_pool=roi_pool,
         batch_limits=profile_batch_limits(manifest.graphs),
+        rgn=_bundle_rgn(manifest, (weight, bias)),
     )
+
+
+def _bundle_rgn(manifest: Manifest, projection) -> RgnParams | None:
+    """The bundle's RGN weights in numpy (bundles exported before rgn.safetensors have none)."""
+    if layout.RGN_WEIGHTS not in manifest.assets:
+        return None
+    return load_rgn(manifest.path(layout.RGN_WEIGHTS), projection).params
 
 
 def bundle_config(manifest: Manifest, config: EditConfig | None = None) -> EditConfig:

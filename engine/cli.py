@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--dino", type=Path, help="DINO ViT folder (transformers layout), overrides <models>/dino")
     src.add_argument("--clip", type=Path, help="CLIP folder (transformers layout), overrides <models>/clip")
     src.add_argument("--sd", type=Path, help="SD inpainting folder (diffusers layout), overrides <models>/sd")
-    src.add_argument("--rgn", type=Path, help="RGN checkpoint in the authors' format (anchor_net.* keys)")
+    src.add_argument("--rgn", type=Path, help="RGN checkpoint: safetensors or the authors' .pt (anchor_net.* head, conv.* projection)")
     run = p.add_argument_group("runtime")
     run.add_argument("--bundle", type=Path, help="an lr-export bundle (needed for --backend ort)")
     run.add_argument("--backend", choices=[b.value for b in Backend], help="default: ort with --bundle, else torch")
@@ -153,6 +153,10 @@ def run(options: RunOptions, config: EditConfig) -> Path:
         # --device cuda puts ONNX Runtime on its CUDA provider (IO binding with CuPy).
         providers = ort_providers(options.device)
         pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config).pipeline
+        if options.rgn is not None:  # the checkpoint runs on the numpy RGN, with its own projection
+            from .rgn_runtime import use_rgn_checkpoint
+
+            use_rgn_checkpoint(pipeline, options.rgn)
         model_info = {"bundle": str(options.bundle), "families": pipeline.assets.sources,
                       "random_weights": pipeline.assets.random_weights}
         config = pipeline.config
@@ -170,7 +174,7 @@ def run(options: RunOptions, config: EditConfig) -> Path:
     report = outputs.build_report(result, image=str(options.image), backend=options.backend.value, models=model_info)
     outputs.write_outputs(result, options.out, report, overwrite=options.overwrite)
     if options.save_rgn is not None:
-        from .rgn_checkpoint import save_rgn
+        from lredit.rgn_checkpoint import save_rgn
 
         save_rgn(options.save_rgn, result.regions.learned_rgn, {"learned_on": str(options.image), "prompt": options.prompt})
     for warning in result.warnings:
@@ -184,7 +188,7 @@ def _check_save_rgn(options: RunOptions, config: EditConfig) -> None:
         return
     if config.regions is not RegionMode.LEARN:
         raise InputError("--save-rgn writes the RGN learned on this image: it needs --regions learn")
-    from .rgn_checkpoint import check_writable
+    from lredit.rgn_checkpoint import check_writable
 
     check_writable(options.save_rgn)
 

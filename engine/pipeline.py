@@ -19,6 +19,7 @@ from lredit.config import EditConfig
 from lredit.errors import InputError, NumericalError
 from lredit.kernels import roi_pool_ref
 from lredit.kernels.geometry import box_masks, cells_to_pixels
+from lredit.rgn_checkpoint import RgnParams
 from lredit.tokenizer import ClipTokenizer
 
 from . import anchors as anchor_ops
@@ -54,6 +55,11 @@ class PipelineAssets:
     numpy reference, or kernels.loader.CudaRoiPool on GPU."""
     batch_limits: dict = field(default_factory=dict)
     """Graph -> largest batch per call (a bundle's profile); larger batches run in chunks."""
+    rgn: RgnParams | None = None
+    """The RGN's weights in numpy (head + projection) where known: what mode `learn` starts from."""
+    notes: tuple[str, ...] = ()
+    """Warnings about the models themselves (e.g. a head-only RGN checkpoint), repeated in every
+    edit's warnings."""
 
 
 @dataclass
@@ -124,7 +130,7 @@ class EditPipeline:
         **overrides,
     ) -> EditResult:
         cfg = self.config.replace(**overrides) if overrides else self.config
-        timer, warnings = StageTimer(), []
+        timer, warnings = StageTimer(), list(self.assets.notes)
         with timer.stage("validate"):
             validate_prompt(prompt)
             img = image_ops.load_image(image)
