@@ -14,8 +14,10 @@ from lredit.config import EditConfig
 from lredit.errors import BundleError, InputError
 from lredit.graphs import PIPELINE_GRAPHS
 from lredit.manifest import Manifest
+from lredit.rgn_checkpoint import RgnParams, load_rgn
 from lredit.tokenizer import ClipTokenizer
 
+from .batching import profile_batch_limits
 from .file_checks import Verify, check_files
 from .pipeline import EditPipeline, EditResult, PipelineAssets
 from .schedulers import make_scheduler
@@ -35,7 +37,7 @@ def require_graphs(manifest: Manifest) -> None:
 
 
 def bundle_assets(manifest: Manifest, roi_pool, verify: bool | Verify = True) -> PipelineAssets:
-    """Everything but the graphs, from the bundle: tokenizers, projection, scheduler tables."""
+    """Everything but the graphs, from the bundle: tokenizers, projection, RGN weights, scheduler tables."""
     verify_files(manifest, manifest.assets, verify)
     pipe, sched = manifest.pipeline, manifest.scheduler
     with np.load(manifest.path(layout.PROJECTION)) as proj:
@@ -52,7 +54,16 @@ def bundle_assets(manifest: Manifest, roi_pool, verify: bool | Verify = True) ->
         vae_scale_factor=pipe.vae_scale_factor,
         clip_image_size=pipe.clip_image_size,
         roi_pool=roi_pool,
+        batch_limits=profile_batch_limits(manifest.graphs),
+        rgn=_bundle_rgn(manifest, (weight, bias)),
     )
+
+
+def _bundle_rgn(manifest: Manifest, projection) -> RgnParams | None:
+    """The bundle's RGN weights in numpy (bundles exported before rgn.safetensors have none)."""
+    if layout.RGN_WEIGHTS not in manifest.assets:
+        return None
+    return load_rgn(manifest.path(layout.RGN_WEIGHTS), projection).params
 
 
 def bundle_config(manifest: Manifest, config: EditConfig | None = None) -> EditConfig:
