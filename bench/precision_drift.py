@@ -22,7 +22,9 @@ import numpy as np
 
 from lredit.atomic import write_bytes_atomic, write_json_atomic
 from lredit.bundle import MANIFEST
+from lredit.config import Precision
 from lredit.graphs import PIPELINE_GRAPHS
+from lredit.manifest import read_manifest
 
 
 @dataclass(frozen=True)
@@ -39,16 +41,16 @@ class DriftRow:
 def hybrid_bundle(fp32: Path, fp16: Path, out: Path, from_fp16: tuple[str, ...]) -> Path:
     """A copy of the fp32 bundle whose graphs in `from_fp16` are the fp16 bundle's."""
     shutil.copytree(fp32, out, ignore=shutil.ignore_patterns("trt"))
-    manifest = json.loads((fp32 / MANIFEST).read_text())
-    half = json.loads((fp16 / MANIFEST).read_text())
+    full, half = read_manifest(fp32), read_manifest(fp16)
+    # Writing a new bundle's manifest: the JSON is edited as the exporter writes it; reads use the typed one.
+    data, half_data = json.loads((fp32 / MANIFEST).read_text()), json.loads((fp16 / MANIFEST).read_text())
     for graph in from_fp16:
-        for rel in manifest["graphs"][graph]["files"]:
+        for rel in full.graphs[graph].files:
             (out / rel).unlink(missing_ok=True)
-        entry = half["graphs"][graph]
-        for rel in entry["files"]:
+        for rel in half.graphs[graph].files:
             write_bytes_atomic(out / rel, (fp16 / rel).read_bytes())
-        manifest["graphs"][graph] = entry
-    write_json_atomic(out / MANIFEST, manifest)
+        data["graphs"][graph] = half_data["graphs"][graph]
+    write_json_atomic(out / MANIFEST, data)
     return out
 
 
@@ -73,8 +75,8 @@ def compare(reference, edits, fp16_graphs: tuple[str, ...]) -> DriftRow:
 def measure_drift(fp32: Path, fp16: Path, image, prompt: str, steps: int, anchors: int, seeds: tuple[int, ...],
                   graphs: tuple[str, ...], on_row=None) -> list[DriftRow]:
     """All fp16, each graph alone in fp16, and all but each graph in fp16."""
-    half = json.loads((fp16 / MANIFEST).read_text())
-    swappable = tuple(g for g in graphs if half["graphs"][g]["precision"] == "fp16")
+    half = read_manifest(fp16)
+    swappable = tuple(g for g in graphs if half.graphs[g].precision is Precision.FP16)
     reference = _edits(fp32, image, prompt, steps, anchors, seeds)
     plans = [swappable, *((g,) for g in swappable), *(tuple(x for x in swappable if x != g) for g in swappable)]
     rows = []
