@@ -127,8 +127,7 @@ def run(options: RunOptions, config: EditConfig) -> Path:
         # --device cuda puts ONNX Runtime on its CUDA provider (IO binding with CuPy).
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if options.device.startswith("cuda") else None
         pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config).pipeline
-        model_info = {"bundle": str(options.bundle), "families": pipeline.assets.sources,
-                      "random_weights": pipeline.assets.random_weights}
+        model_info = outputs.bundle_model_info(options.bundle, pipeline.assets)
         config = pipeline.config
     elif options.backend != "torch":
         raise InputError(f"--backend {options.backend} runs an exported bundle: pass --bundle B (make one with lr-export --out B)")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
+from .batch import EditRequest, edit_batch
 from .config import EditConfig
 from .errors import BundleError
 from .pipeline import EditPipeline, EditResult
@@ -45,3 +47,8 @@ class Editor:
 
     def edit(self, image, prompt: str, source_caption: str | None = None, **overrides) -> EditResult:
         return self.pipeline.edit(image, prompt, source_caption, **overrides)
+
+    def edit_batch(self, requests: Sequence[EditRequest]) -> list[EditResult | Exception]:
+        """Several edits at once (engine/batch.py): item i is request i's result, or the exception
+        that request alone failed with."""
+        return edit_batch(self.pipeline, requests)
