@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from lredit.engine.batch import EditRequest
+from lredit.engine.config import EditConfig
 from lredit.engine.errors import InputError
 from lredit.engine.images import ImageTooLarge, load_image
 from lredit.engine.pipeline import validate_prompt
@@ -76,10 +77,14 @@ def _overrides(text: Mapping[str, str], limits: Limits) -> dict:
     out: dict = {}
     if "seed" in text:
         out["seed"] = _integer(text, "seed", 0, MAX_SEED)
-    if "anchors" in text:
-        out["anchors"] = _integer(text, "anchors", 1, limits.max_anchors, limit="max_anchors")
-    if "steps" in text:
-        out["steps"] = _integer(text, "steps", 1, limits.max_steps, limit="max_steps")
+    for name, limit in (("anchors", "max_anchors"), ("steps", "max_steps")):
+        high = getattr(limits, limit)
+        if name in text:
+            out[name] = _integer(text, name, 1, high, limit=limit)
+        elif getattr(EditConfig, name) > high:
+            default = getattr(EditConfig, name)
+            raise RequestError(400, f"{name} not given: the default {default} is over this service's limit {limit}={high}; "
+                               f"pass {name}", field=name, limit=limit)
     if "guidance" in text:
         try:
             guidance = float(text["guidance"])
