@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -78,7 +78,33 @@ class EditResult:
     source_caption: str | None = None
 
 
+@dataclass
+class Prepared:
+    """One request after stages 1-7 (EditPipeline.prepare): what its denoising loop and its
+    decode/rank stages need."""
+
+    config: EditConfig
+    prompt: str
+    source_caption: str | None
+    timer: StageTimer
+    warnings: list[str]
+    anchors: np.ndarray
+    grid: tuple[int, int]
+    boxes: np.ndarray
+    log_probs: np.ndarray
+    size_index: np.ndarray
+    work: np.ndarray
+    masks: np.ndarray
+    boxes_px: np.ndarray
+    hidden: object
+    """[2, 77, D] (uncond, cond) text context, or [1, 77, D] without guidance; numpy or CuPy."""
+    masked_latents: object
+
+
 class EditPipeline:
+    max_unet_rows: int | None = None
+    """The most UNet rows one call may take (a bundle's profile); None: no cap."""
+
     def __init__(self, sessions: Mapping[str, GraphSession], assets: PipelineAssets, config: EditConfig | None = None):
         self.sessions = sessions
         self.assets = assets
@@ -94,7 +120,18 @@ class EditPipeline:
         on_step: Callable[[int, int], None] | None = None,
         **overrides,
     ) -> EditResult:
+        self.check_overrides(overrides)
         cfg = self.config.replace(**overrides) if overrides else self.config
+        prep = self.prepare(image, prompt, source_caption, cfg)
+        with prep.timer.stage("denoise"):
+            latents = self._denoise(prep.masks, prep.masked_latents, prep.hidden, prep.size_index, cfg, prep.timer, on_step)
+        return self.finish(prep, latents)
+
+    def check_overrides(self, overrides: Mapping) -> None:
+        """Refuse per-edit settings these graphs cannot run (a bundle's fixed geometry)."""
+
+    def prepare(self, image, prompt: str, source_caption: str | None, cfg: EditConfig) -> "Prepared":
+        """Stages 1-7: everything the denoising loop needs, for one request."""
         timer, warnings = StageTimer(), []
         with timer.stage("validate"):
             validate_prompt(prompt)
@@ -117,32 +154,57 @@ class EditPipeline:
             hidden = self._text(prompt, cfg, warnings)
         with timer.stage("vae_encode"):
             masked_latents = self._encode(work, masks)
-        with timer.stage("denoise"):
-            latents = self._denoise(masks, masked_latents, hidden, size_index, cfg, timer, on_step)
+        return Prepared(cfg, prompt, source_caption, timer, warnings, anchors, grid, boxes, log_probs, size_index,
+                        work, masks, boxes_px, hidden, masked_latents)
+
+    def finish(self, prep: "Prepared", latents) -> EditResult:
+        """Stages 9-10: decode and rank one request's denoised latents."""
+        timer, cfg = prep.timer, prep.config
         with timer.stage("vae_decode"):
-            decoded = self._decode(latents, work, masks, cfg)
+            decoded = self._decode(latents, prep.work, prep.masks, cfg)
         with timer.stage("rank"):
             candidates = [Image.fromarray(x) for x in decoded]
-            source = Image.fromarray(work)
-            scores = self._rank(candidates, source, prompt, cfg)
+            source = Image.fromarray(prep.work)
+            scores = self._rank(candidates, source, prep.prompt, cfg)
         return EditResult(
             image=candidates[scores.chosen],
             candidates=candidates,
             source=source,
-            anchors=anchors,
-            grid=grid,
-            boxes_cells=boxes,
-            size_index=size_index,
-            boxes_px=boxes_px,
-            probabilities=np.exp(log_probs.astype(np.float64)),
+            anchors=prep.anchors,
+            grid=prep.grid,
+            boxes_cells=prep.boxes,
+            size_index=prep.size_index,
+            boxes_px=prep.boxes_px,
+            probabilities=np.exp(prep.log_probs.astype(np.float64)),
             scores=scores,
             chosen=scores.chosen,
             timings=timer.report(),
-            warnings=warnings,
+            warnings=prep.warnings,
             config=cfg,
-            prompt=prompt,
-            source_caption=source_caption,
+            prompt=prep.prompt,
+            source_caption=prep.source_caption,
         )
+
+    def denoise_batch(self, preps: Sequence["Prepared"], timer: StageTimer) -> list:
+        """Stage 8 for several prepared requests that share one loop (same steps, scheduler,
+        guidance on/off, working size): their candidates are one UNet batch, each row with its
+        own text context, noise and guidance scale. Returns each request's latents."""
+        counts = [len(p.size_index) for p in preps]
+        xp = array_module(preps[0].masked_latents)
+        reps = preps[0].hidden.shape[0]  # 2 (uncond, cond) with guidance, else 1
+        context = xp.concatenate([xp.repeat(p.hidden[r : r + 1], k, axis=0) for r in range(reps) for p, k in zip(preps, counts)])
+        latents = self._denoise_rows(
+            np.concatenate([self._initial_noise(p.config, p.size_index) for p in preps]),
+            np.concatenate([p.masks for p in preps]),
+            xp.concatenate([p.masked_latents for p in preps]),
+            context,
+            np.concatenate([np.full(k, p.config.guidance, np.float32) for p, k in zip(preps, counts)]),
+            preps[0].config,
+            timer,
+            None,
+        )
+        bounds = np.cumsum([0, *counts])
+        return [latents[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     # -- stages --------------------------------------------------------------------------
     def _saliency(self, pixels: np.ndarray):
@@ -226,11 +288,23 @@ class EditPipeline:
 
     def _denoise(self, masks, masked_latents, hidden, size_index, cfg: EditConfig, timer: StageTimer, on_step) -> np.ndarray:
         k = masks.shape[0]
+        context = array_module(hidden).repeat(hidden, k, axis=0)  # [uncond x K, cond x K]
+        guidance = np.full(k, cfg.guidance, np.float32)
+        return self._denoise_rows(self._initial_noise(cfg, size_index), masks, masked_latents, context, guidance, cfg, timer, on_step)
+
+    def _initial_noise(self, cfg: EditConfig, size_index) -> np.ndarray:
+        f = self.assets.vae_scale_factor
+        shape = (self.assets.latent_channels, cfg.working_size // f, cfg.working_size // f)
+        return np.stack([initial_noise(cfg.seed, i, int(m), shape) for i, m in enumerate(size_index)])
+
+    def _denoise_rows(self, noise, masks, masked_latents, context, guidance, cfg: EditConfig, timer: StageTimer, on_step):
+        """The loop over N candidates: `context` holds one text row per UNet row ([uncond x N,
+        cond x N] with guidance), `guidance` one scale per candidate; cfg gives the steps,
+        scheduler and working size the rows share."""
+        k = noise.shape[0]
         f = self.assets.vae_scale_factor
         scheduler = self.assets.make_scheduler(cfg.scheduler)
         timesteps = scheduler.set_timesteps(cfg.steps)
-        shape = (self.assets.latent_channels, cfg.working_size // f, cfg.working_size // f)
-        noise = np.stack([initial_noise(cfg.seed, i, int(size_index[i]), shape) for i in range(k)])
         # From here to the decoded images, arrays live where the sessions put them (numpy or
         # CuPy): no host copy inside the loop on GPU sessions.
         xp = array_module(masked_latents)
@@ -239,8 +313,7 @@ class EditPipeline:
         extra = xp.concatenate([mask_latent, masked_latents], axis=1)
         reps = 2 if cfg.do_guidance else 1
         extra = xp.concatenate([extra] * reps)
-        context = xp.repeat(hidden, k, axis=0)  # [uncond x K, cond x K]
-        guidance = np.float32(cfg.guidance)
+        scale = xp.asarray(guidance.astype(np.float32))[:, None, None, None]
         for i, t in enumerate(timesteps):
             with timer.stage("denoise_step"):
                 model_in = scheduler.scale_model_input(xp.concatenate([latents] * reps), t)
@@ -254,7 +327,7 @@ class EditPipeline:
                 )["noise_pred"]
                 if cfg.do_guidance:
                     uncond, cond = eps[:k], eps[k:]
-                    eps = uncond + guidance * (cond - uncond)
+                    eps = uncond + scale * (cond - uncond)
                 latents = scheduler.step(eps.astype(np.float32), t, latents).astype(np.float32)
             if on_step is not None:
                 on_step(i + 1, len(timesteps))

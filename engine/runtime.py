@@ -19,7 +19,7 @@ from lredit.export import bundle as layout  # stdlib only: the bundle layout sha
 from .arrays import to_host
 from .config import EditConfig
 from .errors import BundleError, InputError
-from .pipeline import EditPipeline, EditResult, PipelineAssets
+from .pipeline import EditPipeline, PipelineAssets
 from .schedulers import make_scheduler
 from .sessions import GRAPH_NAMES
 from .tokenizer import ClipTokenizer
@@ -205,9 +205,12 @@ class BundlePipeline(EditPipeline):
         super().__init__(sessions, assets, config)
         self.manifest = manifest
 
-    def edit(self, image, prompt, source_caption=None, *, on_step=None, **overrides) -> EditResult:
+    @property
+    def max_unet_rows(self) -> int:
+        return int(self.manifest["graphs"]["unet"]["dynamic_axes"]["batch"]["max"])
+
+    def check_overrides(self, overrides) -> None:
         check_bundle_geometry(self.config, overrides)
         limit = int(self.manifest["pipeline"].get("max_candidates", 16))
         if overrides.get("anchors", self.config.anchors) > limit:
             raise InputError(f"anchors={overrides.get('anchors', self.config.anchors)}: this bundle's graphs take at most {limit} candidates")
-        return super().edit(image, prompt, source_caption, on_step=on_step, **overrides)

@@ -20,6 +20,12 @@ class StageTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
             self.counts[name] = self.counts.get(name, 0) + 1
 
+    def absorb(self, other: "StageTimer") -> None:
+        """Add another timer's stages (a loop shared by several requests counts for each)."""
+        for name, sec in other.seconds.items():
+            self.seconds[name] = self.seconds.get(name, 0.0) + sec
+            self.counts[name] = self.counts.get(name, 0) + other.counts[name]
+
     def report(self) -> dict[str, float]:
         """Stage -> milliseconds."""
         return {name: round(sec * 1000.0, 3) for name, sec in self.seconds.items()}

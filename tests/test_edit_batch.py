@@ -67,3 +67,28 @@ def test_plan_groups_by_denoising_loop(editor, photo):
     assert groups[0][0].key == DenoiseKey(steps=3, scheduler="model", guidance=True, working_size=64)
     assert groups[2][0].key.guidance is False
     assert list(failures) == [5] and "steps=-1" in str(failures[5])
+
+
+def test_requests_of_one_loop_share_each_unet_call_up_to_the_row_cap(editor, photo, monkeypatch):
+    unet = editor.pipeline.sessions["unet"]
+    calls = []
+    original = unet.run
+
+    def counted(feeds):
+        calls.append((feeds["sample"].shape[0], feeds["encoder_hidden_states"].shape[0]))
+        return original(feeds)
+
+    monkeypatch.setattr(unet, "run", counted)
+    editor.edit(photo, "a cat", anchors=1, steps=3)
+    per_loop = len(calls)  # UNet calls of one loop (PNDM's PLMS runs steps + 1)
+    requests = [EditRequest(photo, p, overrides={"anchors": k, "steps": 3, "seed": k})
+                for p, k in (("a cat", 2), ("a dog", 1), ("a hat", 2))]
+    calls.clear()
+    assert not any(isinstance(r, Exception) for r in editor.edit_batch(requests))
+    assert calls == [(10, 10)] * per_loop  # 2 x (2 + 1 + 2) rows, one text row each, in one call per step
+    calls.clear()
+    monkeypatch.setattr(type(editor.pipeline), "max_unet_rows", property(lambda self: 6))
+    results = editor.edit_batch(requests)
+    assert not any(isinstance(r, Exception) for r in results)
+    assert calls == [(6, 6)] * per_loop + [(4, 4)] * per_loop  # runs [2, 1] and [2]
+    assert [len(r.candidates) for r in results] == [2, 1, 2]
