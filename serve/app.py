@@ -95,6 +95,8 @@ class EditorDeployment:
         self.metrics = EditorMetrics()
         self._waiting: set[int] = set()
         self._one_at_a_time = asyncio.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.run_batch.set_max_batch_size(config.batching.max_candidates)
         self.run_batch.set_batch_wait_timeout_s(config.batching.max_wait_ms / 1000.0)
         log.info("editor replica ready: %s on %s/%s", config.bundle, config.backend, config.device)
@@ -104,6 +106,10 @@ class EditorDeployment:
         self.metrics.waiting.set(len(self._waiting))
         try:
             if self.config.batching.enabled:
+                # While a batch runs, arrivals wait here and then enter @serve.batch together:
+                # Ray closes a batch after max_wait_ms even when it cannot start yet, which under
+                # load would queue many small batches behind the running one.
+                await self._idle.wait()
                 return await self.run_batch(job)
             async with self._one_at_a_time:
                 return (await self._run_now([job]))[0]
@@ -113,7 +119,11 @@ class EditorDeployment:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02, batch_size_fn=job_candidates)
     async def run_batch(self, jobs: list[EditJob]) -> list[EditOutcome]:
-        return await self._run_now(jobs)
+        self._idle.clear()
+        try:
+            return await self._run_now(jobs)
+        finally:
+            self._idle.set()
 
     async def _run_now(self, jobs: list[EditJob]) -> list[EditOutcome]:
         for job in jobs:
