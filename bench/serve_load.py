@@ -12,7 +12,6 @@ It talks HTTP only: the service under test is the one users run.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -29,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lredit.export.bundle import write_bytes_atomic, write_json_atomic
+from lredit.atomic import write_bytes_atomic, write_json_atomic
+from lredit.manifest import read_manifest
 
 from .record import device_info
 
@@ -128,7 +128,7 @@ def measure(url: str, cfg: LoadConfig, concurrency: int, image: bytes) -> dict:
 
 def run(cfg: LoadConfig) -> dict:
     image = cfg.image.read_bytes()
-    manifest = json.loads((cfg.bundle / "manifest.json").read_text())
+    manifest = read_manifest(cfg.bundle)
     runs = []
     for mode in MODES:
         service = Service(cfg, batched=mode == "batched")
@@ -144,8 +144,8 @@ def run(cfg: LoadConfig) -> dict:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": device_info("cpu"),
         "shared_machine": True,
-        "bundle": {"models": manifest["models"].get("source"), "precision": manifest.get("precision"),
-                   "working_size": manifest["pipeline"]["working_size"]},
+        "bundle": {"models": manifest.models.source, "precision": manifest.precision.value,
+                   "working_size": manifest.pipeline.working_size},
         "anchors": cfg.anchors,
         "steps": cfg.steps,
         "requests_per_client": cfg.requests,
@@ -164,7 +164,8 @@ def markdown(doc: dict) -> str:
         f"K={doc['anchors']}, {doc['steps']} steps, {doc['requests_per_client']} edits per client, "
         f"batch wait {doc['max_wait_ms']:g} ms.",
         "",
-        "| concurrency | mode | edits/min | p50 (ms) | p99 (ms) | p99/p50 | mean requests per batch | errors | batched / unbatched edits/min |",
+        "| concurrency | mode | edits/min | p50 (ms) | p99 (ms) | p99/p50 | mean requests per batch | errors "
+        "| batched / unbatched edits/min |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in sorted({r["concurrency"] for r in doc["runs"]}):

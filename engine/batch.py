@@ -16,8 +16,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from .config import EditConfig
-from .errors import InputError
+from lredit.config import EditConfig
+from lredit.errors import InputError
+
 from .pipeline import EditPipeline, EditResult
 from .timing import StageTimer
 

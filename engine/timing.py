@@ -9,7 +9,6 @@ from contextlib import contextmanager
 class StageTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
 
     @contextmanager
     def stage(self, name: str):
@@ -18,13 +17,11 @@ class StageTimer:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-            self.counts[name] = self.counts.get(name, 0) + 1
 
     def absorb(self, other: "StageTimer") -> None:
         """Add another timer's stages (a loop shared by several requests counts for each)."""
         for name, sec in other.seconds.items():
             self.seconds[name] = self.seconds.get(name, 0.0) + sec
-            self.counts[name] = self.counts.get(name, 0) + other.counts[name]
 
     def report(self) -> dict[str, float]:
         """Stage -> milliseconds."""

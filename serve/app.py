@@ -91,6 +91,7 @@ class EditorDeployment:
 
         self.config = config
         self.editor = Editor.from_bundle(config.bundle, config.backend, providers=config.providers)
+        self.backend = config.backend.value
         self.models = outputs.bundle_model_info(config.bundle, self.editor.pipeline.assets)
         self.metrics = EditorMetrics()
         self._waiting: set[int] = set()
@@ -138,7 +139,7 @@ class EditorDeployment:
         info = BatchInfo(requests=len(jobs), candidates=job_candidates(jobs))
         self.metrics.batch(info.requests, info.candidates, (time.perf_counter() - start) * 1000.0)
         return [
-            outcome_of(result, filename=job.filename, backend=self.config.backend, models=self.models, batch=info)
+            outcome_of(result, filename=job.filename, backend=self.backend, models=self.models, batch=info)
             for job, result in zip(jobs, results)
         ]
 
@@ -241,7 +242,8 @@ class Ingress:
         except BackPressureError as exc:
             raise RequestError(503, f"the editors' queue is full ({exc})", retry_after=self._retry_after()) from None
         except UNAVAILABLE as exc:
-            raise RequestError(503, f"the editor replica went away ({type(exc).__name__}); retry", retry_after=self._retry_after()) from None
+            message = f"the editor replica went away ({type(exc).__name__}); retry"
+            raise RequestError(503, message, retry_after=self._retry_after()) from None
 
     async def _answer(self, outcome: EditOutcome, request: Request) -> Response:
         png = await asyncio.to_thread(_png, outcome.image)

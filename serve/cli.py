@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lredit.engine.errors import InputError, LreditError
+from lredit.cli import run_cli
+from lredit.config import Backend
+from lredit.errors import InputError
 
 from .config import BACKENDS, DEVICES, Batching, Limits, ServeConfig
 
@@ -41,7 +43,7 @@ class ClusterOptions:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lr-serve", description="Text-driven image edits as an HTTP service (Ray Serve).")
     p.add_argument("--bundle", type=Path, required=True, help="an lr-export bundle (same path on every node)")
-    p.add_argument("--backend", choices=BACKENDS, default="ort")
+    p.add_argument("--backend", choices=[b.value for b in BACKENDS], default=Backend.ORT.value)
     p.add_argument("--device", choices=DEVICES, default="cpu", help="cuda: one editor replica per GPU")
     p.add_argument("--replicas", type=int, default=1, help="editor replicas (default 1)")
     p.add_argument("--replica-cpus", type=float, default=1.0, help="CPUs reserved per editor replica")
@@ -72,7 +74,7 @@ def parse(argv=None) -> tuple[ServeConfig, ClusterOptions]:
     a = build_parser().parse_args(argv)
     config = ServeConfig(
         bundle=a.bundle,
-        backend=a.backend,
+        backend=Backend.parse(a.backend),
         device=a.device,
         replicas=a.replicas,
         replica_cpus=a.replica_cpus,
@@ -96,10 +98,9 @@ def parse(argv=None) -> tuple[ServeConfig, ClusterOptions]:
 
 def check_bundle(config: ServeConfig) -> None:
     """Before Ray starts: the bundle is readable and takes max_anchors candidates."""
-    from lredit.engine.runtime import read_manifest
+    from lredit.manifest import read_manifest
 
-    manifest = read_manifest(config.bundle)
-    cap = int(manifest["pipeline"].get("max_candidates", 16))
+    cap = read_manifest(config.bundle).pipeline.max_candidates
     if config.limits.max_anchors > cap:
         raise InputError(f"--max-anchors {config.limits.max_anchors}: bundle {config.bundle} takes at most {cap} candidates per edit")
 
@@ -155,13 +156,12 @@ def drain(ingress, timeout_s: float) -> int:
 
 
 def main(argv=None) -> int:
-    try:
+    def body() -> int:
         config, cluster = parse(argv)
         check_bundle(config)
         return run(config, cluster)
-    except LreditError as exc:
-        print(f"lr-serve: error: {exc}", file=sys.stderr)
-        return 2
+
+    return run_cli("lr-serve", body, interrupted="stopped before the service was up")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from lredit.engine.errors import InputError
+from lredit.config import Backend, ort_providers
+from lredit.errors import InputError
 
-BACKENDS = ("ort", "trt")
+BACKENDS = (Backend.ORT, Backend.TRT)
+"""The service runs exported bundles: ONNX Runtime or TensorRT."""
 DEVICES = ("cpu", "cuda")
 
 
@@ -71,7 +73,7 @@ class Batching:
 class ServeConfig:
     bundle: Path
     """An lr-export bundle; every node that runs an editor replica needs it at this path."""
-    backend: str = "ort"
+    backend: Backend = Backend.ORT
     device: str = "cpu"
     """cuda: one editor replica per GPU (num_gpus=1), ONNX Runtime's CUDA provider or TensorRT."""
     replicas: int | None = 1
@@ -86,10 +88,10 @@ class ServeConfig:
     def validated(self) -> "ServeConfig":
         problems = [*self.limits.problems(), *self.batching.problems()]
         if self.backend not in BACKENDS:
-            problems.append(f"backend={self.backend!r} (expected one of {BACKENDS})")
+            problems.append(f"backend={self.backend!r} (expected one of {[b.value for b in BACKENDS]})")
         if self.device not in DEVICES:
             problems.append(f"device={self.device!r} (expected one of {DEVICES})")
-        if self.backend == "trt" and self.device != "cuda":
+        if self.backend == Backend.TRT and self.device != "cuda":
             problems.append("backend='trt' needs device='cuda'")
         if self.replicas is not None and (not isinstance(self.replicas, int) or self.replicas < 1):
             problems.append(f"replicas={self.replicas!r} (expected an integer >= 1)")
@@ -105,8 +107,8 @@ class ServeConfig:
         return self
 
     @property
-    def providers(self) -> list[str] | None:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.device == "cuda" else None
+    def providers(self) -> tuple[str, ...]:
+        return ort_providers(self.device)
 
     @property
     def num_gpus(self) -> int:
@@ -137,5 +139,6 @@ class ServeConfig:
                 known = sorted(top_names | names["limits"] | {"batching", "max_candidates", "max_wait_ms"})
                 raise InputError(f"unknown lr-serve setting {key!r}; known: {known}")
         top["bundle"] = Path(top["bundle"])
+        top["backend"] = Backend.parse(top.get("backend", Backend.ORT))
         top.setdefault("replicas", None)  # the YAML's deployment settings decide
         return cls(**top, limits=Limits(**parts["limits"]), batching=Batching(**parts["batching"])).validated()

@@ -9,11 +9,11 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from lredit.config import EditConfig
 from lredit.engine.batch import EditRequest
-from lredit.engine.config import EditConfig
-from lredit.engine.errors import InputError
 from lredit.engine.images import ImageTooLarge, load_image
 from lredit.engine.pipeline import validate_prompt
+from lredit.errors import InputError
 
 from .config import Limits
 

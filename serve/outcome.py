@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lredit.config import EditConfig
 from lredit.engine import outputs
 from lredit.engine.batch import EditRequest
-from lredit.engine.config import EditConfig
-from lredit.engine.errors import InputError
 from lredit.engine.pipeline import EditResult
+from lredit.errors import InputError
 
 
 @dataclass(frozen=True)

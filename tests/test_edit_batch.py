@@ -6,7 +6,7 @@ import pytest
 
 from lredit.engine.batch import DenoiseKey, EditRequest, plan
 from lredit.engine.editor import Editor
-from lredit.engine.errors import InputError
+from lredit.errors import InputError
 
 MAX_LEVELS = 2  # batch tolerance, uint8 levels
 

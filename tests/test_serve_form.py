@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lredit.engine.errors import InputError
+from lredit.errors import InputError
 
 pytest.importorskip("ray.serve", reason="lr-serve needs the 'serve' extra: pip install -e '.[serve]'")
 
