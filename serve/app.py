@@ -45,6 +45,21 @@ def job_candidates(jobs: list[EditJob]) -> int:
 
 # Helpers first: @serve.deployment pickles each class when it is decorated, with the module
 # globals it uses as they are at that moment.
+async def answer_within(response, timeout_s: float, retry_after: int) -> EditOutcome:
+    """The editor's answer to one request, or a RequestError: 504 once `timeout_s` passed (the
+    request is cancelled), 503 with Retry-After when the editors refuse it or the replica died."""
+    try:
+        return await asyncio.wait_for(_result(response), timeout_s)
+    except asyncio.TimeoutError:
+        response.cancel()
+        raise RequestError(504, f"no answer within request_timeout_s={timeout_s:g}", limit="request_timeout_s") from None
+    except BackPressureError as exc:
+        raise RequestError(503, f"the editors' queue is full ({exc})", retry_after=retry_after) from None
+    except UNAVAILABLE as exc:
+        message = f"the editor replica went away ({type(exc).__name__}); retry"
+        raise RequestError(503, message, retry_after=retry_after) from None
+
+
 async def _result(response):
     return await response
 
@@ -232,18 +247,7 @@ class Ingress:
         return EditJob(request=parsed, filename=files["image"][0].filename)
 
     async def _submit(self, job: EditJob) -> EditOutcome:
-        timeout = self.limits.request_timeout_s
-        response = self.editor.edit.remote(job)
-        try:
-            return await asyncio.wait_for(_result(response), timeout)
-        except asyncio.TimeoutError:
-            response.cancel()
-            raise RequestError(504, f"no answer within request_timeout_s={timeout:g}", limit="request_timeout_s") from None
-        except BackPressureError as exc:
-            raise RequestError(503, f"the editors' queue is full ({exc})", retry_after=self._retry_after()) from None
-        except UNAVAILABLE as exc:
-            message = f"the editor replica went away ({type(exc).__name__}); retry"
-            raise RequestError(503, message, retry_after=self._retry_after()) from None
+        return await answer_within(self.editor.edit.remote(job), self.limits.request_timeout_s, self._retry_after())
 
     async def _answer(self, outcome: EditOutcome, request: Request) -> Response:
         png = await asyncio.to_thread(_png, outcome.image)

@@ -111,3 +111,44 @@ def test_shipped_serve_yaml_is_valid_for_ray_and_lredit():
     config = ServeConfig.from_args(app.args)
     assert config.device == "cuda" and config.batching.max_candidates >= config.limits.max_anchors
     assert app_builder(app.args) is not None  # binds the deployments without loading the bundle
+
+
+class _Response:
+    """Stands in for a DeploymentResponse: awaitable, cancellable."""
+
+    def __init__(self, result=None, error=None, delay_s=0.0):
+        self.result, self.error, self.delay_s, self.cancelled = result, error, delay_s, False
+
+    def cancel(self):
+        self.cancelled = True
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self):
+        import asyncio
+
+        await asyncio.sleep(self.delay_s)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def test_editor_answers_map_to_timeout_and_unavailable_errors():
+    import asyncio
+
+    from ray.exceptions import RayActorError
+    from ray.serve.exceptions import BackPressureError
+
+    from lredit.serve.app import answer_within
+
+    assert asyncio.run(answer_within(_Response(result="outcome"), 1.0, 3)) == "outcome"
+    slow = _Response(result="late", delay_s=5.0)
+    with pytest.raises(RequestError) as info:
+        asyncio.run(answer_within(slow, 0.05, 3))
+    assert (info.value.status, info.value.limit) == (504, "request_timeout_s") and slow.cancelled
+    assert "request_timeout_s=0.05" in info.value.message
+    for error in (RayActorError(), BackPressureError(num_queued_requests=1, max_queued_requests=1)):
+        with pytest.raises(RequestError) as info:
+            asyncio.run(answer_within(_Response(error=error), 1.0, 3))
+        assert info.value.status == 503 and info.value.retry_after == 3
