@@ -46,6 +46,8 @@ class LoadConfig:
     """Edits per client at each concurrency (closed loop: the next one leaves when the last returned)."""
     anchors: int = 1
     steps: int = 10
+    regions: str = "rgn"
+    """One pass (the RGN's sizes), whose requests share one denoising loop; search batches per request."""
     max_wait_ms: float = 50.0
     max_batch_candidates: int = 16
     num_cpus: int = 2
@@ -97,7 +99,8 @@ def _client(url: str, cfg: LoadConfig, image: bytes, seed: int, count: int) -> l
         response = requests.post(
             f"{url}/v1/edit",
             files={"image": ("image.png", image, "image/png")},
-            data={"prompt": cfg.prompt, "seed": str(seed * 1000 + i), "anchors": str(cfg.anchors), "steps": str(cfg.steps)},
+            data={"prompt": cfg.prompt, "seed": str(seed * 1000 + i), "anchors": str(cfg.anchors), "steps": str(cfg.steps),
+                  "regions": cfg.regions},
             timeout=600,
         )
         seconds = time.perf_counter() - start

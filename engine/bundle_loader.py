@@ -17,6 +17,7 @@ from lredit.manifest import Manifest
 from lredit.rgn_checkpoint import RgnParams, load_rgn
 from lredit.tokenizer import ClipTokenizer
 
+from .batching import profile_batch_limits
 from .pipeline import EditPipeline, PipelineAssets
 from .schedulers import make_scheduler
 
@@ -58,6 +59,7 @@ def bundle_assets(manifest: Manifest, roi_pool, verify: bool = True) -> Pipeline
         vae_scale_factor=pipe.vae_scale_factor,
         clip_image_size=pipe.clip_image_size,
         roi_pool=roi_pool,
+        batch_limits=profile_batch_limits(manifest.graphs),
         rgn=_bundle_rgn(manifest, (weight, bias)),
     )
 
@@ -100,13 +102,6 @@ class BundlePipeline(EditPipeline):
     def __init__(self, sessions, assets, config, manifest: Manifest):
         super().__init__(sessions, assets, config)
         self.manifest = manifest
-
-    @property
-    def max_unet_rows(self) -> int | None:
-        """The UNet profile's largest batch (TensorRT engines take no more; ONNX Runtime keeps the
-        same cap so that both backends batch alike)."""
-        sample = self.manifest.graphs["unet"].profile.get("sample")
-        return int(sample["max"][0]) if sample else None
 
     def check_overrides(self, overrides) -> None:
         check_bundle_geometry(self.config, overrides)

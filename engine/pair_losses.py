@@ -5,7 +5,7 @@ scorer `learn_sizes` and `lr-train-rgn` learn from.
 ROI pool: `pooled`), embeds the source and the texts once, and is then called with (anchor,
 size) pairs: it inpaints what is missing and returns each pair's total loss L. Noise is keyed
 (seed, anchor k, size m) because size m is inpainted for all K anchors in one batch whose row k
-is anchor k (the pipeline's `_denoise`), so a pair's image does not depend on what else was
+is anchor k (the pipeline's `inpaint`, one denoise row per pair), so a pair's image does not depend on what else was
 asked. Asking for one pair of size m inpaints the K pairs of that size (cached; a pair is never
 inpainted twice). Region search (issue #12, its row-batched chunked denoiser and pruning) is a
 faster provider of the same interface: `pooled` and `__call__(pairs) -> losses`.
@@ -74,14 +74,9 @@ class PairLosses:
     def _score_size(self, size: int) -> None:
         """Inpaint size `size` for all K anchors (row k = anchor k) and score the K candidates."""
         pipe, cfg, k = self.pipeline, self.config, self.shape[0]
-        with self.timer.stage("masks"):
-            work, masks, _ = pipe._masks(self.image, self.boxes[:, size], self.grid, cfg)
-        with self.timer.stage("vae_encode"):
-            latents = pipe._encode(work, masks)
-        with self.timer.stage("denoise"):
-            latents = pipe._denoise(masks, latents, self.hidden, np.full(k, size), cfg, self.timer, None)
-        with self.timer.stage("vae_decode"):
-            decoded = pipe._decode(latents, work, masks, cfg)
+        pairs = np.stack([np.arange(k), np.full(k, size)], axis=1)
+        inp = pipe.inpaint(self.image, self.boxes[:, size], self.grid, pairs, self.hidden, cfg, self.timer, None)
+        work, decoded = image_ops.to_uint8(inp.work), inp.images
         with self.timer.stage("objective"):
             terms = self._losses([Image.fromarray(x) for x in decoded], Image.fromarray(work))
         self.totals[:, size] = terms.total

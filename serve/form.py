@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from lredit.config import EditConfig
+from lredit.config import REGION_MODES, EditConfig
 from lredit.engine.batch import EditRequest
 from lredit.engine.images import ImageTooLarge, load_image
 from lredit.engine.pipeline import validate_prompt
@@ -19,9 +19,6 @@ from .config import Limits
 
 TEXT_FIELDS = ("prompt", "source_caption", "seed", "anchors", "steps", "guidance", "regions")
 FILE_FIELD = "image"
-REGION_MODES = ("rgn",)
-"""Region modes the engine runs today: `rgn`, one pass with the RGN's choice per anchor. The
-learned modes of issue #12 join this list when the engine has them."""
 MAX_SEED = 2**63 - 1
 
 
@@ -93,8 +90,10 @@ def _overrides(text: Mapping[str, str], limits: Limits) -> dict:
         if not (math.isfinite(guidance) and 0.0 <= guidance <= 100.0):
             raise RequestError(400, f"guidance={guidance!r} is out of range (expected 0..100; <= 1 turns guidance off)", field="guidance")
         out["guidance"] = guidance
-    if "regions" in text and text["regions"] not in REGION_MODES:
-        raise RequestError(400, f"regions={text['regions']!r} is unknown; expected one of {list(REGION_MODES)}", field="regions")
+    if "regions" in text:
+        if text["regions"] not in REGION_MODES:
+            raise RequestError(400, f"regions={text['regions']!r} is unknown; expected one of {list(REGION_MODES)}", field="regions")
+        out["regions"] = text["regions"]
     return out
 
 

@@ -101,7 +101,7 @@ def service(tiny_bundle):
 
 
 def _edit(url, *, fields=None, image=None, filename="table.png", accept=None, timeout=TIMEOUT_S + 30):
-    data = {"prompt": "a bowl of strawberries", "anchors": "2", "steps": "3", **(fields or {})}
+    data = {"prompt": "a bowl of strawberries", "anchors": "2", "steps": "3", "regions": "rgn", **(fields or {})}
     files = {"image": (filename, EXAMPLE.read_bytes() if image is None else image, "image/png")}
     headers = {"Accept": accept} if accept else {}
     return requests.post(f"{url}/v1/edit", data={k: v for k, v in data.items() if v is not None}, files=files,
@@ -127,7 +127,8 @@ def test_concurrent_edits_are_batched_and_equal_editor_edit(service, tiny_bundle
     editor = Editor.from_bundle(tiny_bundle, backend="ort")
     for fields, response in zip(jobs, responses):
         body = response.json()
-        expected = editor.edit(EXAMPLE, "a bowl of strawberries", seed=int(fields["seed"]), anchors=int(fields["anchors"]), steps=3)
+        expected = editor.edit(EXAMPLE, "a bowl of strawberries", seed=int(fields["seed"]), anchors=int(fields["anchors"]), steps=3,
+                               regions="rgn")
         assert body["chosen"] == expected.chosen == body["report"]["chosen"]
         assert body["report"]["config"]["seed"] == int(fields["seed"])
         assert len(body["report"]["candidates"]) == int(fields["anchors"])

@@ -33,7 +33,7 @@ def _parse(fields=None, image=b"png", limits=LIMITS):
 def test_good_request_carries_its_overrides():
     request = _parse({"seed": "7", "guidance": "4.5", "source_caption": "a table", "regions": "rgn"})
     assert request.prompt == "a cat" and request.source_caption == "a table"
-    assert dict(request.overrides) == {"seed": 7, "anchors": 2, "steps": 3, "guidance": 4.5}
+    assert dict(request.overrides) == {"seed": 7, "anchors": 2, "steps": 3, "guidance": 4.5, "regions": "rgn"}
     assert request.image.size == (40, 30) and request.image.mode == "RGB"
 
 
