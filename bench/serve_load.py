@@ -225,6 +225,7 @@ def main(argv=None) -> int:
     p.add_argument("--requests", type=int, default=6, help="edits per client at each concurrency")
     p.add_argument("--anchors", type=int, default=1)
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--regions", default="rgn", help="region mode of every request (rgn: requests share one loop)")
     p.add_argument("--max-wait-ms", type=float, default=50.0)
     p.add_argument("--num-cpus", type=int, default=2)
     p.add_argument("--json", type=Path)
@@ -233,7 +234,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     cfg = LoadConfig(bundle=a.bundle, concurrency=a.concurrency, requests=a.requests, anchors=a.anchors, steps=a.steps,
-                     max_wait_ms=a.max_wait_ms, num_cpus=a.num_cpus)
+                     regions=a.regions, max_wait_ms=a.max_wait_ms, num_cpus=a.num_cpus)
     doc = run(cfg)
     table = markdown(doc)
     sys.stdout.write(table)
