@@ -15,9 +15,9 @@ from pathlib import Path
 
 from lredit.atomic import write_bytes_atomic
 from lredit.cli import run_cli
-from lredit.config import Backend, Precision
+from lredit.config import SCHEDULERS, Backend, Precision
 
-from .config import BACKEND_NAMES, BenchConfig, engine_backend_name
+from .config import AUTHORS, BACKEND_NAMES, BenchConfig, engine_backend_name
 
 # Short names for the engine's backends, as lr-edit --backend spells them.
 ALIASES = {b.value: engine_backend_name(b) for b in Backend}
@@ -40,17 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_argument_group("what to measure")
     what.add_argument("--backends", default="authors,engine-torch,engine-ort",
                       help=f"comma list of {','.join(BACKEND_NAMES)} (or torch, ort, trt)")
-    what.add_argument("--anchors", type=_ints, default=(9,), help="K values to sweep, e.g. 1,4,9,16")
+    what.add_argument("--anchors", type=_ints, default=BenchConfig.anchors, help="K values to sweep, e.g. 1,4,9,16")
     what.add_argument("--steps", type=_ints, default=(25,), help="step counts to sweep, e.g. 10,25,50")
     what.add_argument("--runs", type=int, default=5, help="timed runs per point (default 5)")
     what.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs (default 1)")
-    what.add_argument("--working-size", type=int, default=512)
-    what.add_argument("--scheduler", default="model")
+    what.add_argument("--working-size", type=int, default=BenchConfig.working_size)
+    what.add_argument("--scheduler", default=BenchConfig.scheduler, choices=SCHEDULERS)
     what.add_argument("--precision", choices=[p.value for p in Precision], default=Precision.FP32.value,
                       help="torch backends on CUDA (the authors ran fp16); bundles fix their own")
     what.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     what.add_argument("--authors-iterations", type=int, default=0,
                       help="extra inpaint + rank passes per authors edit (their README loop: 10)")
+    what.add_argument("--regions", default="rgn",
+                      help="engine region modes side by side: comma list of rgn,search,search-noprune,learn (default rgn)")
     what.add_argument("--image", type=Path, help="input image (default: a synthetic 320x320 image)")
     what.add_argument("--prompt", default="a bowl of strawberries")
     what.add_argument("--peer", type=Path, action="append", default=[],
@@ -75,7 +77,8 @@ def parse(argv=None) -> BenchConfig:
         backends=tuple(ALIASES.get(b.strip(), b.strip()) for b in args.backends.split(",") if b.strip()),
         anchors=args.anchors, steps=args.steps, runs=args.runs, warmup=args.warmup,
         working_size=args.working_size, scheduler=args.scheduler, precision=args.precision, device=args.device,
-        authors_iterations=args.authors_iterations, image=args.image, prompt=args.prompt, peers=tuple(args.peer),
+        authors_iterations=args.authors_iterations, image=args.image,
+        regions=tuple(v.strip() for v in args.regions.split(",") if v.strip()), prompt=args.prompt, peers=tuple(args.peer),
         json_out=args.json, markdown_out=args.markdown, plot_out=args.plot, progress=not args.no_progress,
         overwrite=args.overwrite,
     )
@@ -103,7 +106,8 @@ def _bench(argv, command: str) -> int:
     if cfg.progress:
         from tqdm import tqdm
 
-        points = len(cfg.backends) * len(cfg.anchors) * len(cfg.steps) * (cfg.runs + cfg.warmup)
+        engines = sum(1 if b == AUTHORS else len(cfg.regions) for b in cfg.backends)
+        points = engines * len(cfg.anchors) * len(cfg.steps) * (cfg.runs + cfg.warmup)
         bar = tqdm(total=points, desc="lr-bench", unit="edit", file=sys.stderr)
     try:
         doc = run_bench(cfg, command, on_run=(lambda what: (bar.set_postfix_str(what), bar.update(1))) if bar else None)

@@ -21,9 +21,17 @@ def engine_backend(name: str) -> Backend | None:
     return Backend(name.removeprefix("engine-")) if name.startswith("engine-") else None
 
 
+_EDIT = EditConfig()  # the bench's defaults are the edit's
+
 BACKEND_NAMES = (AUTHORS, *(engine_backend_name(b) for b in Backend))
 BUNDLE_BACKENDS = (engine_backend_name(Backend.ORT), engine_backend_name(Backend.TRT))
 """The backends that run an exported bundle."""
+REGION_VARIANTS = ("rgn", "search", "search-noprune", "learn")
+
+
+def region_overrides(variant: str) -> dict:
+    """EditConfig fields of one --regions variant (search-noprune = search without pruning)."""
+    return {"regions": variant.removesuffix("-noprune"), "prune": not variant.endswith("-noprune")}
 
 
 def default_workdir() -> Path:
@@ -38,7 +46,7 @@ class BenchConfig:
     """An lr-export bundle for engine-ort / engine-trt; without one, lr-bench exports `models`
     into `workdir` (once: export is idempotent)."""
     backends: tuple[str, ...] = ("authors", "engine-torch", "engine-ort")
-    anchors: tuple[int, ...] = (9,)
+    anchors: tuple[int, ...] = (_EDIT.anchors,)
     """K values to sweep: cost grows with K (the UNet batch is 2K with guidance)."""
     steps: tuple[int, ...] = (25,)
     """Denoising step counts to sweep: the UNet runs once per step."""
@@ -46,18 +54,21 @@ class BenchConfig:
     """Timed runs per (backend, K, steps); percentiles over these."""
     warmup: int = 1
     """Untimed first runs (allocation, autotuning, caches), reported apart."""
-    working_size: int = 512
-    scheduler: str = "model"
-    precision: str = "fp32"
+    working_size: int = _EDIT.working_size
+    scheduler: str = _EDIT.scheduler
+    precision: str = Precision.FP32.value
     """fp16 applies to torch backends on CUDA (authors' setting); the bundle fixes its own."""
     device: str = "cpu"
     """Torch device for authors / engine-torch; 'cuda' also puts ORT on its CUDA provider."""
     authors_iterations: int = 0
     """Extra inpaint + rank passes per authors edit (their README's per-image loop: 10)."""
+    regions: tuple[str, ...] = ("rgn",)
+    """Region modes run by the engine backends, side by side (rgn = one pass, K inpaints; search =
+    K x M pairs pruned; search-noprune; learn). The authors' way has one mode of its own."""
     image: Path | None = None
     """Input image; default: a synthetic 320x320 image."""
     prompt: str = "a bowl of strawberries"
-    seed: int = 0
+    seed: int = _EDIT.seed
     workdir: Path = field(default_factory=default_workdir)
     peers: tuple[Path, ...] = ()
     """JSON records written by peer scripts (bench/peer_optimum.sh) to set in the table."""
@@ -93,6 +104,8 @@ class BenchConfig:
         need(all(k >= 1 for k in self.anchors), f"--anchors {self.anchors}: each K must be >= 1")
         need(all(n >= 1 for n in self.steps), f"--steps {self.steps}: each step count must be >= 1")
         need(self.precision in [p.value for p in Precision], f"--precision {self.precision}: expected fp32 or fp16")
+        bad = [v for v in self.regions if v not in REGION_VARIANTS]
+        need(not bad and bool(self.regions), f"--regions {','.join(bad) or '(empty)'}: expected some of {','.join(REGION_VARIANTS)}")
         need(self.authors_iterations >= 0, f"--authors-iterations {self.authors_iterations}: need 0 or more")
         need(self.models is not None or self.bundle is not None, "give --models or --bundle")
         need(self.image is None or Path(self.image).is_file(), f"--image {self.image}: no such file")

@@ -16,7 +16,7 @@ from lredit.errors import BackendUnavailableError, InputError, LreditError
 
 from . import record
 from .backends import bench_image, load_models, make_runner
-from .config import AUTHORS, BUNDLE_BACKENDS, BenchConfig, engine_backend_name
+from .config import AUTHORS, BUNDLE_BACKENDS, BenchConfig, engine_backend_name, region_overrides
 from .timing import measure
 
 log = logging.getLogger(__name__)
@@ -63,21 +63,34 @@ def load_peers(paths) -> list[dict]:
 def _measure_backend(runner, cfg: BenchConfig, image, on_run) -> list[dict]:
     """Every (K, steps) point of one backend through the timing loop."""
     records = []
+    variants = (None,) if runner.name == AUTHORS else cfg.regions
     for k in cfg.anchors:
         for n in cfg.steps:
-            base = record.base_record(cfg, runner.name, runner.precision, k, n)
-            if runner.name == "authors" and cfg.authors_iterations:
-                base["note"] = (f"authors: {cfg.authors_iterations} extra inpaint + rank passes per edit, "
-                                "as their README's per-image loop")
-            progress = (lambda phase, i: on_run(f"{runner.name} K={k} steps={n} {phase} {i}")) if on_run else None
-            try:
-                m = measure(lambda: runner.run(image, cfg.prompt, k, n), runs=cfg.runs, warmup=cfg.warmup, on_run=progress)
-            except LreditError as exc:
-                records.append(record.failed_record(base, "failed", f"{type(exc).__name__}: {exc}"))
-                log.error("%s K=%d steps=%d failed: %s", runner.name, k, n, exc)
-                continue
-            records.append(record.ok_record(base, m))
+            for variant in variants:
+                records.append(_measure_point(runner, cfg, image, k, n, variant, on_run))
     return records
+
+
+def _measure_point(runner, cfg: BenchConfig, image, k: int, n: int, variant: str | None, on_run) -> dict:
+    base = record.base_record(cfg, runner.name, runner.precision, k, n)
+    if variant is not None:
+        base["regions"] = variant
+    if runner.name == AUTHORS and cfg.authors_iterations:
+        base["note"] = (f"authors: {cfg.authors_iterations} extra inpaint + rank passes per edit, "
+                        "as their README's per-image loop")
+    label = runner.name + (f"/{variant}" if variant else "")
+    progress = (lambda phase, i: on_run(f"{label} K={k} steps={n} {phase} {i}")) if on_run else None
+    overrides = region_overrides(variant) if variant else None
+    runner.counters.clear()
+    try:
+        m = measure(lambda: runner.run(image, cfg.prompt, k, n, overrides), runs=cfg.runs, warmup=cfg.warmup, on_run=progress)
+    except LreditError as exc:
+        log.error("%s K=%d steps=%d failed: %s", label, k, n, exc)
+        return record.failed_record(base, "failed", f"{type(exc).__name__}: {exc}")
+    out = record.ok_record(base, m)
+    if runner.counters.get("unet_rows") is not None:
+        out["unet_rows"] = runner.counters["unet_rows"]
+    return out
 
 
 def run_bench(cfg: BenchConfig, command: str, on_run: Callable[[str], None] | None = None) -> dict:

@@ -17,6 +17,7 @@ from lredit.manifest import Manifest
 from lredit.rgn_checkpoint import RgnParams, load_rgn
 from lredit.tokenizer import ClipTokenizer
 
+from .batching import profile_batch_limits
 from .pipeline import EditPipeline, EditResult, PipelineAssets
 from .schedulers import make_scheduler
 
@@ -58,6 +59,7 @@ def bundle_assets(manifest: Manifest, roi_pool, verify: bool = True) -> Pipeline
         vae_scale_factor=pipe.vae_scale_factor,
         clip_image_size=pipe.clip_image_size,
         roi_pool=roi_pool,
+        batch_limits=profile_batch_limits(manifest.graphs),
         rgn=_bundle_rgn(manifest, (weight, bias)),
     )
 

@@ -4,8 +4,9 @@ scorer `learn_sizes` and `lr-train-rgn` learn from.
 `PairLosses(pipeline, image, prompt, caption)` runs stages 1-3 once (DINO, anchors, proposals +
 ROI pool: `pooled`), embeds the source and the texts once, and is then called with (anchor,
 size) pairs: it inpaints what is missing and returns each pair's total loss L. Noise is keyed
-(seed, anchor k, size m), so a pair's image does not depend on what else was asked (see
-`_batches` for how the rows are formed). A pair is never inpainted twice. Region search's
+(seed, anchor k, size m) and the pipeline's `inpaint` runs one denoise row per pair, so a pair's
+image does not depend on what else was asked: exactly the missing pairs are inpainted, each at
+most once. Region search's
 `search` is the pruned provider of the same losses; this class is the exhaustive one that
 learning needs: `pooled` and `__call__(pairs) -> losses`.
 """
@@ -62,24 +63,13 @@ class PairLosses:
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         missing = pairs[np.isnan(self.totals[pairs[:, 0], pairs[:, 1]])]
         if len(missing):
-            for batch in self._batches(np.unique(missing, axis=0)):
-                self._score(batch)
+            self._score(np.unique(missing, axis=0))
         return self.totals[pairs[:, 0], pairs[:, 1]]
 
     def all_losses(self) -> np.ndarray:
         """[K, M] totals of every pair (inpaints whatever is missing)."""
         k, m = self.shape
         return self(np.argwhere(np.ones((k, m), dtype=bool))).reshape(k, m)
-
-    def _batches(self, missing: np.ndarray) -> list[np.ndarray]:
-        """The inpaint batches that cover `missing`: the pairs themselves where the pipeline has
-        region search's row-batched `inpaint` (noise keyed per pair, any rows); otherwise one
-        batch per size holding all K anchors, row k = anchor k, as the one-pass `_denoise` keys
-        its noise by row. (The second path goes once region search is on main.)"""
-        if hasattr(self.pipeline, "inpaint"):
-            return [missing]
-        k = self.shape[0]
-        return [np.stack([np.arange(k), np.full(k, size)], axis=1) for size in np.unique(missing[:, 1])]
 
     def _score(self, pairs: np.ndarray) -> None:
         images, work = self._inpaint(pairs)
@@ -92,20 +82,11 @@ class PairLosses:
         log.debug("pairs %s: losses %s", pairs.tolist(), np.round(terms.total, 4))
 
     def _inpaint(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded uint8 images [n, S, S, 3] of `pairs` and the working image."""
-        pipe, cfg = self.pipeline, self.config
+        """Decoded uint8 images [n, S, S, 3] of `pairs` (the pipeline's row-batched inpaint, one
+        denoise row per pair, noise keyed by pair) and the working image."""
         boxes = self.boxes[pairs[:, 0], pairs[:, 1]]
-        if hasattr(pipe, "inpaint"):
-            inp = pipe.inpaint(self.image, boxes, self.grid, pairs, self.hidden, cfg, self.timer, None)
-            return inp.images, inp.work
-        with self.timer.stage("masks"):
-            work, masks, _ = pipe._masks(self.image, boxes, self.grid, cfg)
-        with self.timer.stage("vae_encode"):
-            latents = pipe._encode(work, masks)
-        with self.timer.stage("denoise"):
-            latents = pipe._denoise(masks, latents, self.hidden, pairs[:, 1], cfg, self.timer, None)
-        with self.timer.stage("vae_decode"):
-            return pipe._decode(latents, work, masks, cfg), work
+        inp = self.pipeline.inpaint(self.image, boxes, self.grid, pairs, self.hidden, self.config, self.timer, None)
+        return inp.images, inp.work
 
     def _losses(self, candidates: list[Image.Image], source: Image.Image) -> LossTerms:
         size = self.pipeline.assets.clip_image_size
