@@ -137,8 +137,11 @@ def test_fp16_bundle_edit_close_to_reference(tmp_path_factory, reference, photo)
     out = tmp_path_factory.mktemp("fp16_bundle")
     run_export(ExportConfig(out=out, graphs=PIPELINE_GRAPHS, precision=Precision.FP16,
                             settings=ExportSettings(working_size=64)))
-    got = Editor.from_bundle(out, backend="ort").edit(photo, "a bowl of strawberries", steps=3, anchors=3)
-    ref = reference.edit(photo, "a bowl of strawberries", steps=3, anchors=3)
+    # One pass over plain top-K anchors: this compares fp16 graphs with fp32 ones, and the greedy
+    # anchor spacing and the search's argmin over losses would turn fp16 noise into other choices.
+    fixed = dict(steps=3, anchors=3, regions="rgn", anchor_spacing=0)
+    got = Editor.from_bundle(out, backend="ort").edit(photo, "a bowl of strawberries", **fixed)
+    ref = reference.edit(photo, "a bowl of strawberries", **fixed)
     assert got.anchors.tolist() == ref.anchors.tolist()
     assert got.boxes_px.tolist() == ref.boxes_px.tolist()
     for a, b in zip(got.candidates, ref.candidates):
