@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="engine region modes side by side: comma list of rgn,search,search-noprune,learn (default rgn)")
     what.add_argument("--image", type=Path, help="input image (default: a synthetic 320x320 image)")
     what.add_argument("--prompt", default="a bowl of strawberries")
+    what.add_argument("--in-process", action="store_true",
+                      help="measure all backends in this process (faster start; memory figures then include "
+                           "the backends measured before; default: one process per backend)")
     what.add_argument("--peer", type=Path, action="append", default=[],
                       help="a peer's JSON record (bench/peer_optimum.sh) to set beside ours; repeatable")
     out = p.add_argument_group("outputs")
@@ -80,7 +83,7 @@ def parse(argv=None) -> BenchConfig:
         authors_iterations=args.authors_iterations, image=args.image,
         regions=tuple(v.strip() for v in args.regions.split(",") if v.strip()), prompt=args.prompt, peers=tuple(args.peer),
         json_out=args.json, markdown_out=args.markdown, plot_out=args.plot, progress=not args.no_progress,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, isolate=not args.in_process,
     )
     if args.workdir:
         fields["workdir"] = args.workdir

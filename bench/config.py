@@ -75,6 +75,10 @@ class BenchConfig:
     json_out: Path | None = None
     markdown_out: Path | None = None
     plot_out: Path | None = None
+    isolate: bool = True
+    """Measure each backend in its own process (spawned: nothing inherited), so peak and steady
+    RSS are that backend's own. False (--in-process) starts faster, but every backend then
+    carries the memory of those measured before it, and the records say so (isolation 'shared')."""
     progress: bool = True
     overwrite: bool = False
     """Replace existing output files; without it an existing file is an error before any run."""

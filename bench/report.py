@@ -33,14 +33,17 @@ def summary_rows(doc: dict) -> list[list[str]]:
             label(r), str(r["anchors"]), str(r["steps"]), r["precision"], _fmt(e2e["p50"]), _fmt(e2e["p90"]),
             _fmt(stages.get("denoise_per_step", {}).get("p50"), 2), _fmt(stages.get("inpaint", {}).get("p50")),
             _fmt(r["edits_per_minute"], 2), "-" if r.get("unet_rows") is None else str(r["unet_rows"]),
-            _fmt(r["peak_rss_mb"], 0), _fmt(r.get("peak_device_mb"), 0),
+            _fmt(r.get("load_ms"), 0), _fmt(r.get("steady_rss_mb"), 0),
+            _fmt(r["peak_rss_mb"], 0) + ("" if r.get("isolation", "process") == "process" else " (shared)"),
+            _fmt(r.get("peak_device_mb"), 0),
             "-" if speedup is None else f"{speedup:.2f}x" + (" (inpaint)" if r.get("scope") == "inpaint" else ""),
         ])
     return rows
 
 
 SUMMARY_HEAD = ["backend", "K", "steps", "precision", "end-to-end p50 (ms)", "p90 (ms)", "denoise/step p50 (ms)",
-                "inpaint p50 (ms)", "edits/min", "UNet rows", "peak RSS (MB)", "peak GPU (MB)", "speed-up vs authors"]
+                "inpaint p50 (ms)", "edits/min", "UNet rows", "load (ms)", "steady RSS (MB)", "peak RSS (MB)",
+                "peak GPU (MB)", "speed-up vs authors"]
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:

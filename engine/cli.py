@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class RunOptions:
     """The config fields given on the command line (a bundle's geometry must not contradict them)."""
     save_rgn: Path | None = None
     """--regions learn: write the RGN learned on this image here (safetensors)."""
+    verify: bool = False
+    """Hash every bundle file (--verify); otherwise only files whose size+mtime stamp changed."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=[b.value for b in Backend], help="default: ort with --bundle, else torch")
     run.add_argument("--device", default="cpu",
                      help="cpu or cuda: the torch device (fp16 on cuda); with --bundle, cuda puts ONNX Runtime on its CUDA provider")
+    run.add_argument("--verify", action="store_true",
+                     help="hash every bundle file against the manifest (default: only files changed since last found right)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true")
     e = p.add_argument_group("edit (defaults: the authors' numbers)")
@@ -126,6 +131,7 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         requested=overrides,
+        verify=args.verify,
         save_rgn=args.save_rgn,
     )
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
@@ -152,7 +158,11 @@ def run(options: RunOptions, config: EditConfig) -> Path:
         check_bundle_geometry(bundle_config(read_manifest(options.bundle), config), options.requested)
         # --device cuda puts ONNX Runtime on its CUDA provider (IO binding with CuPy).
         providers = ort_providers(options.device)
-        pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config).pipeline
+        start = time.perf_counter()
+        pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config,
+                                      verify="full" if options.verify else True).pipeline
+        print(f"lr-edit: opened {options.bundle} in {time.perf_counter() - start:.1f} s"
+              + (f" ({pipeline.open_report.summary()})" if pipeline.open_report else ""), file=sys.stderr)
         if options.rgn is not None:  # the checkpoint runs on the numpy RGN, with its own projection
             from .rgn_runtime import use_rgn_checkpoint
 
