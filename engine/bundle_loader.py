@@ -19,7 +19,7 @@ from lredit.tokenizer import ClipTokenizer
 
 from .batching import profile_batch_limits
 from .file_checks import Verify, check_files
-from .pipeline import EditPipeline, EditResult, PipelineAssets
+from .pipeline import EditPipeline, PipelineAssets
 from .schedulers import make_scheduler
 
 
@@ -101,10 +101,9 @@ class BundlePipeline(EditPipeline):
         super().__init__(sessions, assets, config)
         self.manifest = manifest
 
-    def edit(self, image, prompt, source_caption=None, *, on_step=None, **overrides) -> EditResult:
+    def check_overrides(self, overrides) -> None:
         check_bundle_geometry(self.config, overrides)
         limit = self.manifest.pipeline.max_candidates
         anchors = overrides.get("anchors", self.config.anchors)
         if anchors > limit:
             raise InputError(f"anchors={anchors}: this bundle's graphs take at most {limit} candidates")
-        return super().edit(image, prompt, source_caption, on_step=on_step, **overrides)

@@ -167,8 +167,7 @@ def run(options: RunOptions, config: EditConfig) -> Path:
             from .rgn_runtime import use_rgn_checkpoint
 
             use_rgn_checkpoint(pipeline, options.rgn)
-        model_info = {"bundle": str(options.bundle), "families": pipeline.assets.sources,
-                      "random_weights": pipeline.assets.random_weights}
+        model_info = outputs.bundle_model_info(options.bundle, pipeline.assets)
         config = pipeline.config
     elif options.backend is not Backend.TORCH:
         raise InputError(f"--backend {options.backend.value} runs an exported bundle: pass --bundle B (make one with lr-export --out B)")

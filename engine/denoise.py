@@ -77,15 +77,16 @@ class RowDenoiser:
         scheduler: Scheduler,
         *,
         steps: int,
-        guidance: float,
+        guidance: float | np.ndarray,
         max_batch: int | None = None,
         timer: StageTimer | None = None,
         on_step: Callable[[int, int], None] | None = None,
     ):
         self.unet, self.scheduler = unet, scheduler
         self.timesteps = scheduler.set_timesteps(steps)
-        self.guidance = float(guidance)
-        self.reps = 2 if self.guidance > 1.0 else 1
+        self.guidance = np.asarray(guidance, dtype=np.float32)
+        """One scale, or one per row (rows of several requests: Editor.edit_batch)."""
+        self.reps = 2 if float(self.guidance.max()) > 1.0 else 1
         self.max_batch = max_batch or None
         self.timer = timer or StageTimer()
         self.on_step = on_step
@@ -112,6 +113,8 @@ class RowDenoiser:
         rows = np.asarray(rows, dtype=np.int64)
         self.rows = self.rows.take(rows)
         self.latents = self.latents[array_module(self.latents).asarray(rows)]
+        if self.guidance.ndim:
+            self.guidance = self.guidance[rows]
         self.scheduler.select(rows)
 
     def run(self, until: int | None = None):
@@ -153,5 +156,6 @@ class RowDenoiser:
         self.unet_rows += reps * n
         if reps == 2:
             uncond, cond = eps[:n], eps[n:]
-            eps = uncond + np.float32(self.guidance) * (cond - uncond)
+            scale = np.float32(self.guidance) if not self.guidance.ndim else xp.asarray(self.guidance[sl])[:, None, None, None]
+            eps = uncond + scale * (cond - uncond)
         return eps.astype(np.float32)

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from lredit.config import Backend, EditConfig
 
+from .batch import EditRequest, edit_batch
 from .pipeline import EditPipeline, EditResult
 
 
@@ -44,3 +45,8 @@ class Editor:
 
     def edit(self, image, prompt: str, source_caption: str | None = None, **overrides) -> EditResult:
         return self.pipeline.edit(image, prompt, source_caption, **overrides)
+
+    def edit_batch(self, requests: Sequence[EditRequest]) -> list[EditResult | Exception]:
+        """Several edits at once (engine/batch.py): item i is request i's result, or the exception
+        that request alone failed with."""
+        return edit_batch(self.pipeline, requests)

@@ -11,6 +11,7 @@ Documented handling of odd inputs:
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -28,42 +29,51 @@ CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 
 
-def load_image(source: str | os.PathLike | Image.Image) -> Image.Image:
-    """Decode a file (or take a PIL image) and return an 8-bit RGB image, or raise InputError."""
+class ImageTooLarge(InputError):
+    """More pixels than allowed (a service answers it with its pixel limit)."""
+
+
+def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: int = MAX_PIXELS, name: str | None = None) -> Image.Image:
+    """Decode a file, encoded bytes (an upload) or a PIL image and return an 8-bit RGB image, or
+    raise InputError. `max_pixels` is checked from the header, before the pixels are decoded."""
     if isinstance(source, Image.Image):
-        return to_rgb(source, "<PIL image>")
-    path = Path(source)
-    if not path.exists():
-        raise InputError(f"image not found: {path}")
-    if not path.is_file():
-        raise InputError(f"image path is not a file: {path}")
+        return to_rgb(source, name or "<PIL image>")
+    if isinstance(source, (bytes, bytearray)):
+        name, opened = name or "<upload>", io.BytesIO(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"image not found: {path}")
+        if not path.is_file():
+            raise InputError(f"image path is not a file: {path}")
+        name, opened = name or str(path), path
     try:
         with warnings.catch_warnings():
-            # Sizes are checked below against MAX_PIXELS with a clearer message.
+            # Sizes are checked below against max_pixels with a clearer message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                check_size(img.size, str(path))
+            with Image.open(opened) as img:
+                check_size(img.size, name, max_pixels)
                 img.load()
-                return to_rgb(img, str(path))
+                return to_rgb(img, name)
     except UnidentifiedImageError:
-        raise InputError(f"not an image Pillow can read: {path}") from None
+        raise InputError(f"not an image Pillow can read: {name}") from None
     except Image.DecompressionBombError as exc:
-        raise InputError(f"image {path} is too large: {exc}") from None
+        raise InputError(f"image {name} is too large: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, InputError):
             raise
-        raise InputError(f"cannot decode image {path}: {exc} (is the file truncated or corrupt?)") from None
+        raise InputError(f"cannot decode image {name}: {exc} (is the file truncated or corrupt?)") from None
 
 
-def check_size(size: tuple[int, int], name: str) -> None:
+def check_size(size: tuple[int, int], name: str, max_pixels: int = MAX_PIXELS) -> None:
     width, height = size
     if min(width, height) < MIN_SIDE:
         raise InputError(
             f"image {name} is {width}x{height} pixels; at least {MIN_SIDE} pixels on each side are needed"
         )
-    if width * height > MAX_PIXELS:
-        raise InputError(
-            f"image {name} is {width}x{height} = {width * height} pixels; the limit is {MAX_PIXELS} "
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"image {name} is {width}x{height} = {width * height} pixels; the limit is {max_pixels} "
             "(downscale it first)"
         )
 

@@ -66,7 +66,7 @@ def write_outputs(result: EditResult, out: Path, report: dict, *, overwrite: boo
             files[f"candidate_{k:02d}.png"] = cand
         for name, img in files.items():
             img.save(staging / name, format="PNG")
-        (staging / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+        (staging / "report.json").write_text(report_json(report, indent=2) + "\n")
         if overwrite:
             for stale in out.glob("candidate_*.png"):
                 stale.unlink()
@@ -152,6 +152,16 @@ def build_report(result: EditResult, *, image: str, backend: str, models: dict) 
         "warnings": result.warnings,
         "versions": versions(),
     }
+
+
+def bundle_model_info(bundle, assets) -> dict:
+    """The report's `models` entry for an edit run from an exported bundle."""
+    return {"bundle": str(bundle), "families": assets.sources, "random_weights": assets.random_weights}
+
+
+def report_json(report: dict, indent: int | None = None) -> str:
+    """The report as JSON text (numpy scalars and arrays, paths converted)."""
+    return json.dumps(report, indent=indent, default=_json_default)
 
 
 def _json_default(value):

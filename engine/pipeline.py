@@ -110,6 +110,31 @@ class Inpainted:
     """Per phase: step reached, pairs alive in it, UNet rows run in it."""
 
 
+@dataclass
+class Prepared:
+    """One request after stages 1-4 and the text (EditPipeline.prepare)."""
+
+    config: EditConfig
+    prompt: str
+    source_caption: str | None
+    timer: StageTimer
+    warnings: list[str]
+    image: Image.Image
+    anchors: np.ndarray
+    grid: tuple[int, int]
+    pooled: np.ndarray
+    boxes: np.ndarray
+    log_probs: np.ndarray
+    size_index: np.ndarray
+    """[K] the RGN's size per anchor."""
+    hidden: object
+    """SD text states [2, T, D] (uncond, cond) or [1, T, D]; numpy or CuPy."""
+
+    def job(self, pipeline: "EditPipeline", on_step=None) -> "regions.RegionJob":
+        return regions.RegionJob(pipeline, self.image, self.pooled, self.boxes, self.grid, self.hidden, self.prompt,
+                                 self.source_caption, self.config, self.timer, on_step, self.warnings)
+
+
 class EditPipeline:
     def __init__(self, sessions: Mapping[str, GraphSession], assets: PipelineAssets, config: EditConfig | None = None,
                  scorer_factory: Callable | None = None):
@@ -129,7 +154,19 @@ class EditPipeline:
         on_step: Callable[[int, int], None] | None = None,
         **overrides,
     ) -> EditResult:
+        self.check_overrides(overrides)
         cfg = self.config.replace(**overrides) if overrides else self.config
+        prep = self.prepare(image, prompt, source_caption, cfg)
+        # 5-9: masks, VAE encode, denoise, decode for the pairs the region mode needs
+        mode = regions.resolve_mode(self, cfg, prep.warnings)
+        chosen = regions.choose_regions(mode, prep.job(self, on_step), prep.size_index)
+        return self.finish(prep, chosen)
+
+    def check_overrides(self, overrides: Mapping) -> None:
+        """Refuse per-edit settings these graphs cannot run (a bundle's fixed geometry)."""
+
+    def prepare(self, image, prompt: str, source_caption: str | None, cfg: EditConfig) -> "Prepared":
+        """Stages 1-4 and the text: everything the region choice needs, for one request."""
         timer, warnings = StageTimer(), list(self.assets.notes)
         with timer.stage("validate"):
             validate_prompt(prompt)
@@ -147,31 +184,32 @@ class EditPipeline:
             size_index = self._choose_sizes(log_probs, cfg)
         with timer.stage("text"):
             hidden = self._text(prompt, cfg, warnings)
-        # 5-9: masks, VAE encode, denoise, decode for the pairs the region mode needs
-        mode = regions.resolve_mode(self, cfg, warnings)
-        job = regions.RegionJob(self, img, pooled, boxes, grid, hidden, prompt, source_caption, cfg, timer, on_step, warnings)
-        chosen = regions.choose_regions(mode, job, size_index)
-        with timer.stage("rank"):
+        return Prepared(cfg, prompt, source_caption, timer, warnings, img, anchors, grid, pooled, boxes, log_probs, size_index, hidden)
+
+    def finish(self, prep: "Prepared", chosen: "regions.ChosenRegions") -> EditResult:
+        """Stage 10: rank the K winners of one request."""
+        cfg = prep.config
+        with prep.timer.stage("rank"):
             candidates = [Image.fromarray(x) for x in chosen.images]
             source = Image.fromarray(image_ops.to_uint8(chosen.work))
-            scores = self._rank(candidates, source, prompt, cfg)
+            scores = self._rank(candidates, source, prep.prompt, cfg)
         return EditResult(
             image=candidates[scores.chosen],
             candidates=candidates,
             source=source,
-            anchors=anchors,
-            grid=grid,
-            boxes_cells=boxes,
+            anchors=prep.anchors,
+            grid=prep.grid,
+            boxes_cells=prep.boxes,
             size_index=chosen.outcome.chosen_size,
             boxes_px=chosen.boxes_px,
-            probabilities=np.exp(log_probs.astype(np.float64)),
+            probabilities=np.exp(prep.log_probs.astype(np.float64)),
             scores=scores,
             chosen=scores.chosen,
-            timings=timer.report(),
-            warnings=warnings,
+            timings=prep.timer.report(),
+            warnings=prep.warnings,
             config=cfg,
-            prompt=prompt,
-            source_caption=source_caption,
+            prompt=prep.prompt,
+            source_caption=prep.source_caption,
             regions=chosen.outcome,
         )
 
@@ -190,13 +228,10 @@ class EditPipeline:
         """Stages 5-9 for the rows `pairs` ([R, 2] (anchor, size)), boxes [R, 4] in cells.
         `prune`, if given, is called at its `steps` with (step, live row indices, decoded x0
         images, working image) and returns which of the live rows continue."""
-        with timer.stage("masks"):
-            work, masks, boxes_px = self._masks(img, pair_boxes, grid, cfg)
-        with timer.stage("vae_encode"):
-            masked_latents = self._encode(work, masks)
+        work, masks, boxes_px, rows = self.inpaint_rows(img, pair_boxes, grid, pairs, hidden, cfg, timer)
         with timer.stage("denoise"):
-            den = self._denoiser(cfg, timer, on_step)
-            den.start(self._rows(pairs, masks, masked_latents, hidden, cfg))
+            den = self.denoiser(cfg, timer, on_step)
+            den.start(rows)
             live, phases = np.arange(len(pairs)), []
             for step in (prune.steps if prune is not None else ()):
                 rows_before = den.unet_rows
@@ -292,10 +327,20 @@ class EditPipeline:
         run = lambda **feeds: self._run("vae_encoder", keep_on_device=True, **feeds)  # noqa: E731
         return run_in_chunks(run, self.assets.batch_limits.get("vae_encoder"), images=masked)["latents"]
 
-    def _denoiser(self, cfg: EditConfig, timer: StageTimer, on_step) -> RowDenoiser:
+    def inpaint_rows(self, img, pair_boxes, grid, pairs, hidden, cfg: EditConfig, timer: StageTimer):
+        """Stages 5-6 for the rows `pairs`: (working image, masks, pixel boxes, denoise rows)."""
+        with timer.stage("masks"):
+            work, masks, boxes_px = self._masks(img, pair_boxes, grid, cfg)
+        with timer.stage("vae_encode"):
+            masked_latents = self._encode(work, masks)
+        return work, masks, boxes_px, self._rows(pairs, masks, masked_latents, hidden, cfg)
+
+    def denoiser(self, cfg: EditConfig, timer: StageTimer, on_step, guidance=None) -> RowDenoiser:
+        """The row-batched loop for cfg's steps and scheduler; `guidance` per row where the rows
+        are several requests' (Editor.edit_batch), else cfg's."""
         scheduler = self.assets.make_scheduler(cfg.scheduler)
         unet = lambda **feeds: self._run("unet", keep_on_device=True, **feeds)["noise_pred"]  # noqa: E731
-        return RowDenoiser(unet, scheduler, steps=cfg.steps, guidance=cfg.guidance,
+        return RowDenoiser(unet, scheduler, steps=cfg.steps, guidance=cfg.guidance if guidance is None else guidance,
                            max_batch=self.batch_limit("unet", cfg), timer=timer, on_step=on_step)
 
     def _rows(self, pairs: np.ndarray, masks, masked_latents, hidden, cfg: EditConfig) -> DenoiseRows:

@@ -144,13 +144,23 @@ def choose_regions(mode: RegionMode, job: RegionJob, rgn_sizes: np.ndarray) -> C
 
 def one_pass(job: RegionJob, sizes: np.ndarray) -> ChosenRegions:
     """Today's edit: one row per anchor at the given size."""
-    k, m = job.shape
-    pairs = np.stack([np.arange(k), np.asarray(sizes, dtype=np.int64)], axis=1)
+    pairs = one_pass_pairs(sizes)
     inp = _inpaint(job, pairs)
-    searched = np.zeros((k, m), dtype=bool)
+    return one_pass_chosen(job.shape[1], pairs, inp.work, inp.images, inp.boxes_px, inp.phases, inp.unet_rows)
+
+
+def one_pass_pairs(sizes: np.ndarray) -> np.ndarray:
+    """[K, 2] (anchor, size): one row per anchor."""
+    return np.stack([np.arange(len(sizes)), np.asarray(sizes, dtype=np.int64)], axis=1)
+
+
+def one_pass_chosen(m: int, pairs, work, images, boxes_px, phases, unet_rows) -> ChosenRegions:
+    """The rgn mode's result for `pairs` inpainted in one pass (alone, or beside other requests'
+    rows in a shared loop: Editor.edit_batch)."""
+    searched = np.zeros((len(pairs), m), dtype=bool)
     searched[pairs[:, 0], pairs[:, 1]] = True
-    outcome = RegionsOutcome(RegionMode.RGN, pairs[:, 1], None, inp.phases, inp.unet_rows, searched)
-    return ChosenRegions(inp.work, inp.images, inp.boxes_px, outcome)
+    outcome = RegionsOutcome(RegionMode.RGN, pairs[:, 1], None, phases, unet_rows, searched)
+    return ChosenRegions(work, images, boxes_px, outcome)
 
 
 def all_pairs(k: int, m: int) -> np.ndarray:
