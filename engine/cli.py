@@ -34,6 +34,8 @@ class RunOptions:
     progress: bool
     requested: dict
     """The config fields given on the command line (a bundle's geometry must not contradict them)."""
+    dump_graph_io: Path | None = None
+    """Record every graph call's inputs and outputs here (engine/graph_io.py; the C++ host replays them)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu or cuda: the torch device (fp16 on cuda); with --bundle, cuda puts ONNX Runtime on its CUDA provider")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument("--dump-graph-io", type=Path, metavar="DIR",
+                     help="record every graph call's inputs and outputs (.npy + index.json) for the C++ host's ReplayRunner")
     e = p.add_argument_group("edit (defaults: the authors' numbers)")
     e.add_argument("--compat", choices=COMPAT_PRESETS, default="engine", help="'authors' reproduces the published code")
     e.add_argument("--anchors", type=int, help="K candidates (default 9)")
@@ -103,6 +107,7 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         requested=overrides,
+        dump_graph_io=args.dump_graph_io,
     )
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     return options, config
@@ -140,7 +145,13 @@ def run(options: RunOptions, config: EditConfig) -> Path:
             "not a meaningful edit",
             file=sys.stderr,
         )
-    result = pipeline.edit(image, options.prompt, options.source_caption, on_step=_progress(options, config))
+    if options.dump_graph_io is not None:
+        from .graph_io import record_edit
+
+        result = record_edit(pipeline, image, options.prompt, options.dump_graph_io, options.source_caption,
+                             on_step=_progress(options, config))
+    else:
+        result = pipeline.edit(image, options.prompt, options.source_caption, on_step=_progress(options, config))
     report = outputs.build_report(result, image=str(options.image), backend=options.backend, models=model_info)
     outputs.write_outputs(result, options.out, report, overwrite=options.overwrite)
     for warning in result.warnings:
