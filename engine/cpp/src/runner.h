@@ -23,3 +23,16 @@ class Runner {
 std::unique_ptr<Runner> make_callback_runner(const lredit_runner& table);
 
 }  // namespace lredit
+
+namespace lredit {
+
+#ifdef LREDIT_HAVE_ORT
+// The bundle's ONNX graphs on ONNX Runtime's C API (CPU provider; CUDA when `cuda`).
+std::unique_ptr<Runner> make_ort_runner(const std::string& bundle_dir, bool cuda);
+#endif
+#ifdef LREDIT_HAVE_TRT
+// The bundle's TensorRT engines (built by lr-export --trt on this GPU) with CUDA buffers.
+std::unique_ptr<Runner> make_trt_runner(const std::string& bundle_dir);
+#endif
+
+}  // namespace lredit

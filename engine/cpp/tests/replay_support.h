@@ -40,3 +40,60 @@ inline EditConfig recorded_config(const nlohmann::ordered_json& index) {
 }
 
 }  // namespace lredit::testing
+
+#include <cstring>
+
+#include "lredit/lredit.h"
+
+namespace lredit::testing {
+
+// A C runner table over a ReplayRunner, as an application would write one over its own stack.
+inline int replay_run(void* user, const char* graph, const lredit_tensor_view* inputs, size_t n, lredit_outputs* outputs,
+                      char* message, size_t message_size) {
+  try {
+    TensorMap feeds;
+    for (size_t i = 0; i < n; ++i) {
+      Tensor t;
+      t.shape.assign(inputs[i].shape, inputs[i].shape + inputs[i].ndim);
+      const size_t count = numel_of(t.shape);
+      if (inputs[i].dtype == LREDIT_DTYPE_F32) {
+        const float* d = static_cast<const float*>(inputs[i].data);
+        t.f32.assign(d, d + count);
+      } else {
+        t.dtype = DType::i64;
+        const int64_t* d = static_cast<const int64_t*>(inputs[i].data);
+        t.i64.assign(d, d + count);
+      }
+      feeds[inputs[i].name] = std::move(t);
+    }
+    for (const auto& [name, t] : static_cast<ReplayRunner*>(user)->run(graph, feeds))
+      if (lredit_outputs_put(outputs, name.c_str(), t.dtype == DType::f32 ? LREDIT_DTYPE_F32 : LREDIT_DTYPE_I64, t.shape.size(),
+                             t.shape.data(), t.data()) != LREDIT_OK)
+        throw std::runtime_error("lredit_outputs_put refused " + name);
+    return 0;
+  } catch (const std::exception& e) {
+    std::snprintf(message, message_size, "%s", e.what());
+    return 1;
+  }
+}
+
+inline lredit_runner replay_table(ReplayRunner* runner) {
+  return lredit_runner{runner, replay_run, [](void* user) { delete static_cast<ReplayRunner*>(user); }};
+}
+
+inline lredit_options recorded_options(const nlohmann::ordered_json& index) {
+  const EditConfig c = recorded_config(index);
+  lredit_options o;
+  lredit_options_default(&o);
+  o.anchors = c.anchors;
+  o.steps = c.steps;
+  o.guidance = c.guidance;
+  o.seed = c.seed;
+  o.paste_back = c.paste_back;
+  const char* names[] = {"model", "pndm", "ddim", "euler", "dpmpp_2m"};
+  for (int i = 0; i < 5; ++i)
+    if (c.scheduler == names[i]) o.scheduler = static_cast<lredit_scheduler>(i);
+  return o;
+}
+
+}  // namespace lredit::testing
