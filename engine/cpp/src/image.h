@@ -26,6 +26,8 @@ inline constexpr int64_t kMaxPixels = 178956970;
 
 void check_size(int width, int height);  // Python's images.check_size, with its messages
 Image resize(const Image& img, int width, int height, Filter filter);
+// resize(img, width, height) cropped to the window at (left, top) of out_w x out_h, computing that window only.
+Image resize_window(const Image& img, int width, int height, Filter filter, int left, int top, int out_w, int out_h);
 Image crop(const Image& img, int left, int top, int width, int height);
 Image resize_short_side(const Image& img, int size, Filter filter = Filter::bicubic);
 Image center_crop(const Image& img, int size);

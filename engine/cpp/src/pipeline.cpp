@@ -19,7 +19,7 @@ class Stages {
   Stages(Runner& runner, const Bundle& bundle, const EditConfig& cfg, const EditHooks* hooks)
       : runner_(runner), bundle_(bundle), cfg_(cfg), hooks_(hooks) {}
 
-  TensorMap run(const std::string& graph, TensorMap feeds, const std::vector<std::string>& outputs) {
+  TensorMap run(const std::string& graph, const TensorMap& feeds, const std::vector<std::string>& outputs) {
     const auto start = Clock::now();
     TensorMap out = runner_.run(graph, feeds);
     graph_ms_ += ms_since(start);
@@ -71,6 +71,13 @@ std::string fill_template(const std::string& tmpl, const std::string& prompt) {
   const std::string key = "{prompt}";
   for (size_t at = out.find(key); at != std::string::npos; at = out.find(key, at + prompt.size())) out.replace(at, key.size(), prompt);
   return out;
+}
+
+// A one-input feed, the tensor moved in (an initializer list would copy it).
+TensorMap one(const char* name, Tensor t) {
+  TensorMap m;
+  m.emplace(name, std::move(t));
+  return m;
 }
 
 Tensor ids_tensor(const std::vector<std::vector<int64_t>>& rows) {
@@ -125,7 +132,7 @@ EditResult Pipeline::edit(const Image& img, const std::string& prompt, const Edi
   lap("validate");
 
   // 1 saliency
-  TensorMap dino = st.run("dino", {{"pixels", dino_pixels(img, g.dino_size, cfg.dino_imagenet_norm)}}, {"features", "saliency"});
+  TensorMap dino = st.run("dino", one("pixels", dino_pixels(img, g.dino_size, cfg.dino_imagenet_norm)), {"features", "saliency"});
   const Tensor& features = dino["features"];
   const int64_t patches = features.shape.size() == 3 ? features.shape[1] : 0;
   const int side = static_cast<int>(std::lround(std::sqrt(static_cast<double>(patches))));
@@ -146,14 +153,14 @@ EditResult Pipeline::edit(const Image& img, const std::string& prompt, const Edi
   spec.out_size = g.roi_size;
   spec.spatial_scale = cfg.fix_roi_scale ? 1.0 : 0.125;
   spec.anchor_layout = cfg.fix_rgn_layout;
-  Tensor tokens = features;
-  tokens.shape = {patches, features.shape[2]};
+  Tensor tokens = std::move(dino["features"]);
+  tokens.shape = {patches, tokens.shape[2]};
   Tensor pooled = pool_proposals(tokens, side, side, r.boxes_cells, bundle_->projection_weight, bundle_->projection_bias, spec);
   lap("roi_pool");
 
   // 4 RGN argmax
   const int64_t k = cfg.anchors, m = static_cast<int64_t>(g.half_sizes.size());
-  TensorMap rgn = st.run("rgn", {{"pooled", std::move(pooled)}}, {"log_probs"});
+  TensorMap rgn = st.run("rgn", one("pooled", std::move(pooled)), {"log_probs"});
   expect_shape("rgn log_probs", rgn["log_probs"], {k, m});
   for (int64_t a = 0; a < k; ++a) {
     const float* row = &rgn["log_probs"].f32[a * m];
@@ -182,7 +189,7 @@ EditResult Pipeline::edit(const Image& img, const std::string& prompt, const Edi
   std::vector<std::vector<int64_t>> ids{cond.ids};
   if (cfg.do_guidance()) ids.insert(ids.begin(), st.tokens("sd", cfg.negative_prompt).ids);
   const int64_t rows_text = static_cast<int64_t>(ids.size());
-  TensorMap text = st.run("sd_text", {{"input_ids", ids_tensor(ids)}}, {"hidden_states"});
+  TensorMap text = st.run("sd_text", one("input_ids", ids_tensor(ids)), {"hidden_states"});
   const Tensor hidden = text["hidden_states"];
   if (hidden.shape.size() != 3 || hidden.shape[0] != rows_text) throw Error(Status::runner, "sd_text hidden_states is " + hidden.describe());
   lap("text");
@@ -195,7 +202,7 @@ EditResult Pipeline::edit(const Image& img, const std::string& prompt, const Edi
     for (size_t c = 0; c < 3; ++c)
       for (size_t p = 0; p < plane; ++p)
         masked.f32[(a * 3 + c) * plane + p] = work[c * plane + p] * static_cast<float>(masks[a][p] < 0.5f);
-  TensorMap enc = st.run("vae_encoder", {{"images", std::move(masked)}}, {"latents"});
+  TensorMap enc = st.run("vae_encoder", one("images", std::move(masked)), {"latents"});
   const int64_t lc = g.latent_channels;
   expect_shape("vae_encoder latents", enc["latents"], {k, lc, h, h});
   lap("vae_encode");
@@ -246,7 +253,7 @@ EditResult Pipeline::edit(const Image& img, const std::string& prompt, const Edi
   lap("denoise");
 
   // 9 decode (+ paste-back)
-  TensorMap dec = st.run("vae_decoder", {{"latents", Tensor::floats({k, lc, h, h}, latents)}}, {"images"});
+  TensorMap dec = st.run("vae_decoder", one("latents", Tensor::floats({k, lc, h, h}, latents)), {"images"});
   expect_shape("vae_decoder images", dec["images"], {k, 3, s, s});
   r.candidates = sd_to_uint8(dec["images"]);
   if (cfg.paste_back)
@@ -259,11 +266,11 @@ EditResult Pipeline::edit(const Image& img, const std::string& prompt, const Edi
   // 10 rank
   std::vector<Image> all = r.candidates;
   all.push_back(r.source);
-  TensorMap vis = st.run("clip_vision", {{"pixels", clip_pixels(all, g.clip_image_size)}}, {"image_embeds"});
+  TensorMap vis = st.run("clip_vision", one("pixels", clip_pixels(all, g.clip_image_size)), {"image_embeds"});
   const Tensor& embeds = vis["image_embeds"];
   if (embeds.shape.size() != 2 || embeds.shape[0] != k + 1) throw Error(Status::runner, "clip_vision image_embeds is " + embeds.describe());
   const bridge::Tokens clip_ids = st.tokens("clip", fill_template(cfg.prompt_template, prompt));
-  TensorMap txt = st.run("clip_text", {{"input_ids", ids_tensor({clip_ids.ids})}}, {"text_embeds"});
+  TensorMap txt = st.run("clip_text", one("input_ids", ids_tensor({clip_ids.ids})), {"text_embeds"});
   const int64_t d = embeds.shape[1];
   expect_shape("clip_text text_embeds", txt["text_embeds"], {1, d});
   const std::vector<float> cand(embeds.f32.begin(), embeds.f32.begin() + k * d), src(embeds.f32.begin() + k * d, embeds.f32.end());
