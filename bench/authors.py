@@ -8,10 +8,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lredit.engine.config import EditConfig
+from lredit.config import EditConfig
 from lredit.engine.pipeline import EditPipeline
-from lredit.engine.reference.models import ModelSet
-from lredit.engine.reference.torch_backend import diffusers_scheduler, reference_pipeline
+from lredit.engine.reference.torch_backend import reference_pipeline
+from lredit.export.diffusers_schedulers import diffusers_scheduler
+from lredit.export.models import ModelSet
 
 
 def _transformers_tokenizer(models: ModelSet):
@@ -44,7 +45,8 @@ class AuthorsPipeline(EditPipeline):
     def _encode(self, work, masks):
         return work
 
-    def _denoise(self, masks, work, prompt, cfg, timer, on_step):
+    def _denoise(self, masks, work, prompt, size_index, cfg, timer, on_step):
+        """diffusers draws the noise (one generator seeded once, as the authors): size_index unused."""
         from PIL import Image
 
         k = masks.shape[0]

@@ -19,13 +19,11 @@ from typing import Callable
 
 import numpy as np
 
-from lredit.engine.errors import LreditError
+from lredit.config import Backend, ort_providers
+from lredit.errors import BackendUnavailableError, LreditError
+from lredit.manifest import Manifest
 
-from .config import BACKEND_NAMES, BenchConfig
-
-
-class Unavailable(Exception):
-    """This backend cannot run on this machine; the message says why (it goes in the record)."""
+from .config import AUTHORS, BACKEND_NAMES, BenchConfig, engine_backend
 
 
 @dataclass
@@ -77,40 +75,40 @@ def _torch_dtype(cfg: BenchConfig):
     return torch.float16 if cfg.torch_precision == "fp16" else torch.float32
 
 
-def load_models(cfg: BenchConfig, manifest: dict | None):
-    from lredit.engine.reference.models import ModelSources, load_models as load
+def load_models(cfg: BenchConfig, manifest: Manifest | None):
+    from lredit.export.models import ModelSources
+    from lredit.export.models import load_models as load
 
     edit = cfg.edit_config()
-    sources = ModelSources.parse(manifest["models"]["source"] if manifest else cfg.models)
+    sources = ModelSources.parse(manifest.models.source if manifest else cfg.models)
     return load(sources, sizes=len(edit.half_sizes), channels=edit.proj_channels, roi_size=edit.roi_size,
                 proj_seed=edit.proj_seed)
 
 
 def make_runner(name: str, cfg: BenchConfig, models, bundle: Path | None) -> Runner:
-    """Build one backend; raises Unavailable with the reason when it cannot run here."""
+    """Build one backend; raises BackendUnavailableError with the reason when it cannot run here."""
     edit = cfg.edit_config()
-    if name == "engine-torch":
+    if name not in BACKEND_NAMES:
+        raise BackendUnavailableError(f"backend {name!r} is unknown; expected one of {BACKEND_NAMES}")
+    backend = engine_backend(name)
+    if backend is Backend.TORCH:
         from lredit.engine.reference.torch_backend import reference_pipeline
 
         return _pipeline_runner(name, reference_pipeline(models, edit, cfg.device, _torch_dtype(cfg)), cfg.torch_precision)
-    if name == "authors":
+    if name == AUTHORS:
         from .authors import AuthorsPipeline
 
         pipeline = AuthorsPipeline(models, edit, cfg.device, _torch_dtype(cfg))
         return _pipeline_runner(name, pipeline, cfg.torch_precision, extra_passes=cfg.authors_iterations)
-    if name in ("engine-ort", "engine-trt"):
-        from lredit.engine.editor import Editor
+    from lredit.engine.editor import Editor
 
-        if bundle is None:
-            raise Unavailable(f"{name} runs an exported bundle: pass --bundle or --models")
-        backend = name.removeprefix("engine-")
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cfg.device.startswith("cuda") else None
-        try:
-            editor = Editor.from_bundle(bundle, backend=backend, providers=providers, config=edit)
-        except LreditError as exc:
-            raise Unavailable(str(exc)) from None
-        return _pipeline_runner(name, editor.pipeline, str(editor.pipeline.manifest.get("precision", "fp32")))
-    raise Unavailable(f"backend {name!r} is unknown; expected one of {BACKEND_NAMES}")
+    if bundle is None:
+        raise BackendUnavailableError(f"{name} runs an exported bundle: pass --bundle or --models")
+    try:
+        editor = Editor.from_bundle(bundle, backend=backend, providers=ort_providers(cfg.device), config=edit)
+    except LreditError as exc:
+        raise BackendUnavailableError(str(exc)) from None
+    return _pipeline_runner(name, editor.pipeline, editor.pipeline.manifest.precision.value)
 
 
 def bench_image(size: int = 320) -> "np.ndarray":

@@ -13,13 +13,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from lredit.engine.errors import LreditError
+from lredit.atomic import write_bytes_atomic
+from lredit.cli import run_cli
+from lredit.config import Backend, Precision
 
-from .config import BACKEND_NAMES, BenchConfig
-
+from .config import BACKEND_NAMES, BenchConfig, engine_backend_name
 
 # Short names for the engine's backends, as lr-edit --backend spells them.
-ALIASES = {"torch": "engine-torch", "ort": "engine-ort", "trt": "engine-trt"}
+ALIASES = {b.value: engine_backend_name(b) for b in Backend}
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs (default 1)")
     what.add_argument("--working-size", type=int, default=512)
     what.add_argument("--scheduler", default="model")
-    what.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+    what.add_argument("--precision", choices=[p.value for p in Precision], default=Precision.FP32.value,
                       help="torch backends on CUDA (the authors ran fp16); bundles fix their own")
     what.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     what.add_argument("--authors-iterations", type=int, default=0,
@@ -85,35 +86,30 @@ def parse(argv=None) -> BenchConfig:
 
 
 def main(argv=None) -> int:
-    from .report import console, markdown, plot
-    from .run import run_bench
-
     command = "lr-bench " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     args = build_parser().parse_args(argv)
     if args.report:
         return _rerender(args)
+    return run_cli("lr-bench", lambda: _bench(argv, command))
+
+
+def _bench(argv, command: str) -> int:
+    """Measure, then write the record and its renderings; LreditErrors go to run_cli."""
+    from .report import console, markdown, plot
+    from .run import run_bench
+
+    cfg = parse(argv).validated()
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        points = len(cfg.backends) * len(cfg.anchors) * len(cfg.steps) * (cfg.runs + cfg.warmup)
+        bar = tqdm(total=points, desc="lr-bench", unit="edit", file=sys.stderr)
     try:
-        cfg = parse(argv)
-        cfg = cfg.validated()
-        bar = None
-        if cfg.progress:
-            from tqdm import tqdm
-
-            points = len(cfg.backends) * len(cfg.anchors) * len(cfg.steps) * (cfg.runs + cfg.warmup)
-            bar = tqdm(total=points, desc="lr-bench", unit="edit", file=sys.stderr)
-        try:
-            doc = run_bench(cfg, command, on_run=(lambda what: (bar.set_postfix_str(what), bar.update(1))) if bar else None)
-        finally:
-            if bar:
-                bar.close()
-    except LreditError as exc:
-        print(f"lr-bench: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("lr-bench: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    from lredit.export.bundle import write_bytes_atomic
-
+        doc = run_bench(cfg, command, on_run=(lambda what: (bar.set_postfix_str(what), bar.update(1))) if bar else None)
+    finally:
+        if bar:
+            bar.close()
     if cfg.json_out:
         write_bytes_atomic(cfg.json_out, (json.dumps(doc, indent=2) + "\n").encode())
     if cfg.markdown_out:
@@ -129,7 +125,6 @@ def _rerender(args) -> int:
     """Tables and charts are formatters over the record: make them again from a saved one."""
     from .record import add_speedups, validate
     from .report import console, markdown, plot
-    from lredit.export.bundle import write_bytes_atomic
 
     for flag, path in (("--markdown", args.markdown), ("--plot", args.plot)):
         if path is not None and path.exists() and not args.overwrite:

@@ -5,10 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lredit.engine.config import EditConfig
-from lredit.engine.errors import InputError
+from lredit.config import Backend, EditConfig, Precision
+from lredit.errors import InputError
 
-BACKEND_NAMES = ("authors", "engine-torch", "engine-ort", "engine-trt")
+AUTHORS = "authors"
+
+
+def engine_backend_name(backend: Backend) -> str:
+    """lr-bench's name of an engine backend: 'engine-' + lr-edit's --backend value."""
+    return f"engine-{backend.value}"
+
+
+def engine_backend(name: str) -> Backend | None:
+    """The engine Backend a bench name stands for (None for 'authors')."""
+    return Backend(name.removeprefix("engine-")) if name.startswith("engine-") else None
+
+
+BACKEND_NAMES = (AUTHORS, *(engine_backend_name(b) for b in Backend))
+BUNDLE_BACKENDS = (engine_backend_name(Backend.ORT), engine_backend_name(Backend.TRT))
+"""The backends that run an exported bundle."""
 
 
 def default_workdir() -> Path:
@@ -77,7 +92,7 @@ class BenchConfig:
         need(self.warmup >= 0, f"--warmup {self.warmup}: need 0 or more")
         need(all(k >= 1 for k in self.anchors), f"--anchors {self.anchors}: each K must be >= 1")
         need(all(n >= 1 for n in self.steps), f"--steps {self.steps}: each step count must be >= 1")
-        need(self.precision in ("fp32", "fp16"), f"--precision {self.precision}: expected fp32 or fp16")
+        need(self.precision in [p.value for p in Precision], f"--precision {self.precision}: expected fp32 or fp16")
         need(self.authors_iterations >= 0, f"--authors-iterations {self.authors_iterations}: need 0 or more")
         need(self.models is not None or self.bundle is not None, "give --models or --bundle")
         need(self.image is None or Path(self.image).is_file(), f"--image {self.image}: no such file")

@@ -24,9 +24,10 @@ from PIL import Image
 
 from lredit.kernels import roi_pool_ref
 
-from lredit.engine.config import EditConfig
+from lredit.config import EditConfig
+from lredit.engine.bundle_loader import BundlePipeline, bundle_assets, bundle_config
 from lredit.engine.graph_io import record_edit, replay_sessions
-from lredit.engine.runtime import BundlePipeline, bundle_assets, bundle_config, read_manifest
+from lredit.manifest import read_manifest
 from .timing import measure, summarize
 
 IMAGE = Path(__file__).resolve().parents[1] / "examples" / "table.png"
@@ -59,7 +60,7 @@ def python_host(bundle: Path, dump: Path, runs: int, warmup: int) -> dict:
     clock = {"wall": 0.0, "cpu": 0.0}
     replays = replay_sessions(dump)
     sessions = {g: _TimedSession(s, clock) for g, s in replays.items()}
-    pipeline = BundlePipeline(sessions, bundle_assets(bundle, manifest, roi_pool_ref.roi_pool_anchors),
+    pipeline = BundlePipeline(sessions, bundle_assets(manifest, roi_pool_ref.roi_pool_anchors),
                               bundle_config(manifest, EditConfig()), manifest)
     image = Image.fromarray(np.load(dump / index["image"]))
     settings = _edit_settings(index)
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
               "host_cpu_ratio_p50": round(py["host_cpu_ms"]["p50"] / cpp["host_cpu_ms"]["p50"], 2)}
     text = json.dumps(record, indent=2) + "\n"
     if args.json:
-        from lredit.export.bundle import write_bytes_atomic
+        from lredit.atomic import write_bytes_atomic
 
         write_bytes_atomic(args.json, text.encode())
     print(text, end="")

@@ -19,7 +19,7 @@ from .config import BenchConfig
 def save_inpaint_pipeline(cfg: BenchConfig, out: Path) -> Path:
     from diffusers import StableDiffusionInpaintPipeline
 
-    from lredit.engine.reference.torch_backend import diffusers_scheduler
+    from lredit.export.diffusers_schedulers import diffusers_scheduler
 
     models = load_models(cfg, None)
     pipe = StableDiffusionInpaintPipeline(

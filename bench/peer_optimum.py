@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lredit.atomic import write_bytes_atomic
 from lredit.bench import record
 from lredit.bench.backends import bench_image
 from lredit.bench.timing import measure, summarize
-from lredit.export.bundle import write_bytes_atomic
 
 
 def main(argv=None) -> int:

@@ -10,7 +10,7 @@ import platform
 from datetime import datetime, timezone
 from importlib import resources
 
-from lredit.engine.outputs import versions
+from lredit.versions import versions
 
 from .config import BenchConfig
 from .timing import Measurement, summarize

@@ -100,7 +100,7 @@ def plot(doc: dict, path: Path) -> None:
 
     from PIL import Image, ImageDraw
 
-    from lredit.export.bundle import write_bytes_atomic
+    from lredit.atomic import write_bytes_atomic
 
     records = [r for r in doc["records"] if r["status"] == "ok"]
     label_w, bar_w, row_h, top = 260, 620, 26, 40

@@ -11,11 +11,12 @@ from typing import Callable
 
 from PIL import Image
 
-from lredit.engine.errors import InputError, LreditError
+from lredit.config import Backend
+from lredit.errors import BackendUnavailableError, InputError, LreditError
 
 from . import record
-from .backends import Unavailable, bench_image, load_models, make_runner
-from .config import BenchConfig
+from .backends import bench_image, load_models, make_runner
+from .config import AUTHORS, BUNDLE_BACKENDS, BenchConfig, engine_backend_name
 from .timing import measure
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ def ensure_bundle(cfg: BenchConfig) -> Path:
     if cfg.bundle is not None:
         return Path(cfg.bundle)
     from lredit.export.exporter import ExportConfig, run_export
-    from lredit.export.specs import PIPELINE_GRAPHS, ExportSettings
+    from lredit.export.specs import ExportSettings
+    from lredit.graphs import PIPELINE_GRAPHS
 
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(cfg.models)).strip("_")
     out = Path(cfg.workdir) / f"bundle-{slug}-ws{cfg.working_size}"
@@ -82,20 +84,20 @@ def run_bench(cfg: BenchConfig, command: str, on_run: Callable[[str], None] | No
     cfg = cfg.validated()
     peers = load_peers(cfg.peers)  # refuse a bad peer file before minutes of measuring
     image = _image(cfg)
-    wants_bundle = any(b in ("engine-ort", "engine-trt") for b in cfg.backends)
+    wants_bundle = any(b in BUNDLE_BACKENDS for b in cfg.backends)
     bundle = ensure_bundle(cfg) if wants_bundle else None
     manifest = None
     if cfg.models is None:
-        from lredit.engine.runtime import read_manifest
+        from lredit.manifest import read_manifest
 
         manifest = read_manifest(bundle)
-    needs_models = any(b in ("authors", "engine-torch") for b in cfg.backends)
+    needs_models = any(b in (AUTHORS, engine_backend_name(Backend.TORCH)) for b in cfg.backends)
     models = load_models(cfg, manifest) if needs_models else None
     records: list[dict] = []
     for backend in cfg.backends:
         try:
             runner = make_runner(backend, cfg, models, bundle)
-        except Unavailable as exc:
+        except BackendUnavailableError as exc:
             records += [record.failed_record(record.base_record(cfg, backend, cfg.torch_precision, k, n), "unavailable",
                                              str(exc))
                         for k in cfg.anchors for n in cfg.steps]

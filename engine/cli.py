@@ -8,10 +8,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import COMPAT_PRESETS, RGN_SAMPLING, SCHEDULERS, EditConfig
-from .errors import LreditError
-
-log = logging.getLogger("lredit.edit")
+from lredit.cli import run_cli
+from lredit.config import COMPAT_PRESETS, RGN_SAMPLING, SCHEDULERS, Backend, EditConfig, ort_providers
+from lredit.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class RunOptions:
     clip: Path | None
     sd: Path | None
     rgn: Path | None
-    backend: str
+    backend: Backend
     bundle: Path | None
     device: str
     overwrite: bool
@@ -53,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--rgn", type=Path, help="RGN checkpoint in the authors' format (anchor_net.* keys)")
     run = p.add_argument_group("runtime")
     run.add_argument("--bundle", type=Path, help="an lr-export bundle (needed for --backend ort)")
-    run.add_argument("--backend", choices=["torch", "ort", "trt"], help="default: ort with --bundle, else torch")
-    run.add_argument("--device", default="cpu", help="cpu or cuda: the torch device (fp16 on cuda); with --bundle, cuda puts ONNX Runtime on its CUDA provider")
+    run.add_argument("--backend", choices=[b.value for b in Backend], help="default: ort with --bundle, else torch")
+    run.add_argument("--device", default="cpu",
+                     help="cpu or cuda: the torch device (fp16 on cuda); with --bundle, cuda puts ONNX Runtime on its CUDA provider")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true")
     run.add_argument("--dump-graph-io", type=Path, metavar="DIR",
@@ -101,7 +101,7 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         clip=args.clip,
         sd=args.sd,
         rgn=args.rgn,
-        backend=args.backend or ("ort" if args.bundle else "torch"),
+        backend=Backend(args.backend) if args.backend else (Backend.ORT if args.bundle else Backend.TORCH),
         bundle=args.bundle,
         device=args.device,
         overwrite=args.overwrite,
@@ -117,26 +117,27 @@ def run(options: RunOptions, config: EditConfig) -> Path:
     """Load models, edit, write outputs; returns the output folder."""
     from . import outputs
     from .images import load_image
-    from .errors import InputError
     from .pipeline import validate_prompt
 
     outputs.prepare_output_dir(options.out, options.overwrite)
     image = load_image(options.image)  # fail on a bad image before loading any model
     validate_prompt(options.prompt)
     if options.bundle is not None:
+        from lredit.manifest import read_manifest
+
+        from .bundle_loader import bundle_config, check_bundle_geometry
         from .editor import Editor
-        from .runtime import bundle_config, check_bundle_geometry, read_manifest
 
         # Before any graph is loaded: a geometry the bundle was not exported for is an error.
         check_bundle_geometry(bundle_config(read_manifest(options.bundle), config), options.requested)
         # --device cuda puts ONNX Runtime on its CUDA provider (IO binding with CuPy).
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if options.device.startswith("cuda") else None
+        providers = ort_providers(options.device)
         pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config).pipeline
         model_info = {"bundle": str(options.bundle), "families": pipeline.assets.sources,
                       "random_weights": pipeline.assets.random_weights}
         config = pipeline.config
-    elif options.backend != "torch":
-        raise InputError(f"--backend {options.backend} runs an exported bundle: pass --bundle B (make one with lr-export --out B)")
+    elif options.backend is not Backend.TORCH:
+        raise InputError(f"--backend {options.backend.value} runs an exported bundle: pass --bundle B (make one with lr-export --out B)")
     else:
         pipeline, model_info = _torch_pipeline(options, config)
     if pipeline.assets.random_weights:
@@ -152,7 +153,7 @@ def run(options: RunOptions, config: EditConfig) -> Path:
                              on_step=_progress(options, config))
     else:
         result = pipeline.edit(image, options.prompt, options.source_caption, on_step=_progress(options, config))
-    report = outputs.build_report(result, image=str(options.image), backend=options.backend, models=model_info)
+    report = outputs.build_report(result, image=str(options.image), backend=options.backend.value, models=model_info)
     outputs.write_outputs(result, options.out, report, overwrite=options.overwrite)
     for warning in result.warnings:
         print(f"lr-edit: warning: {warning}", file=sys.stderr)
@@ -160,18 +161,14 @@ def run(options: RunOptions, config: EditConfig) -> Path:
 
 
 def _torch_pipeline(options: RunOptions, config: EditConfig):
-    import torch
+    from .reference.torch_backend import load_reference
 
-    from .reference.models import ModelSources, load_models
-    from .reference.torch_backend import reference_pipeline
-
-    sources = ModelSources.parse(options.models, dino=options.dino, clip=options.clip, sd=options.sd, rgn=options.rgn)
-    models = load_models(
-        sources, sizes=len(config.half_sizes), channels=config.proj_channels, roi_size=config.roi_size, proj_seed=config.proj_seed
-    )
-    dtype = torch.float16 if options.device.startswith("cuda") else torch.float32
-    info = {"source": options.models, "families": models.sources, "random_weights": models.random_weights, "dtype": str(dtype)}
-    return reference_pipeline(models, config, device=options.device, dtype=dtype), info
+    pipeline = load_reference(options.models, config, device=options.device, dino=options.dino, clip=options.clip,
+                              sd=options.sd, rgn=options.rgn)
+    dtype = str(pipeline.sessions["unet"].dtype)
+    info = {"source": options.models, "families": pipeline.assets.sources, "random_weights": pipeline.assets.random_weights,
+            "dtype": dtype}
+    return pipeline, info
 
 
 def _progress(options: RunOptions, config: EditConfig):
@@ -191,17 +188,13 @@ def _progress(options: RunOptions, config: EditConfig):
 
 
 def main(argv=None) -> int:
-    try:
+    def body() -> int:
         options, config = parse(argv)
         out = run(options, config)
-    except LreditError as exc:
-        print(f"lr-edit: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("lr-edit: interrupted; no outputs were written", file=sys.stderr)
-        return 130
-    print(f"lr-edit: wrote {out}/result.png and report.json")
-    return 0
+        print(f"lr-edit: wrote {out}/result.png and report.json")
+        return 0
+
+    return run_cli("lr-edit", body, interrupted="no outputs were written")
 
 
 if __name__ == "__main__":

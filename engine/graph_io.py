@@ -21,7 +21,7 @@ from typing import Mapping
 
 import numpy as np
 
-from lredit.export import bundle as layout
+from lredit.atomic import write_bytes_atomic, write_json_atomic
 
 from .arrays import to_host
 from .noise import initial_noise
@@ -50,7 +50,7 @@ class _Recorder:
         self.seconds = 0.0
 
     def save(self, name: str, value) -> str:
-        layout.write_bytes_atomic(self.out / name, _npy_bytes(_host_array(value)))
+        write_bytes_atomic(self.out / name, _npy_bytes(_host_array(value)))
         return name
 
     def record(self, graph: str, feeds: Mapping, outputs: Mapping) -> None:
@@ -147,7 +147,7 @@ def record_edit(pipeline: EditPipeline, image, prompt: str, out: Path, source_ca
         "edit_seconds": seconds,
         "graph_seconds": recorder.seconds,
     }
-    layout.write_json_atomic(out / "index.json", index)
+    write_json_atomic(out / "index.json", index)
     return result
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from lredit.errors import InputError
 
 MIN_SIDE = 16
 MAX_PIXELS = 178_956_970  # Pillow's decompression-bomb error threshold (2 x MAX_IMAGE_PIXELS)
@@ -141,3 +141,34 @@ def sd_to_uint8(images: np.ndarray) -> np.ndarray:
     """float [N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3], rounded as diffusers' numpy_to_pil."""
     x = np.clip(images.astype(np.float32) / 2.0 + 0.5, 0.0, 1.0)
     return (x.transpose(0, 2, 3, 1) * 255.0).round().astype(np.uint8)
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels from uint8 or float 0..255 ones, rounded half up (torchvision's save_image)."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    return np.clip(np.floor(pixels.astype(np.float32) + 0.5), 0, 255).astype(np.uint8)
+
+
+def resize_bilinear(array: np.ndarray, size: int) -> np.ndarray:
+    """float32 [..., H, W] resized to [..., size, size] as torch's bilinear interpolation with
+    align_corners=False and no antialiasing (torchvision `T.Resize` on tensors in the authors'
+    torchvision 0.15; for upsampling, antialiasing would change nothing)."""
+    x = np.asarray(array, dtype=np.float32)
+    rows = _linear_weights(x.shape[-2], size)
+    cols = _linear_weights(x.shape[-1], size)
+    return np.einsum("ih,...hw,jw->...ij", rows, x, cols, optimize=True).astype(np.float32)
+
+
+def _linear_weights(n_in: int, n_out: int) -> np.ndarray:
+    """[n_out, n_in] interpolation matrix: half-pixel centres, source index clamped at 0 and at
+    the last pixel (torch's area_pixel_compute_source_index for linear modes)."""
+    scale = np.float32(n_in / n_out)  # float32 arithmetic, as torch's CPU kernel
+    src = np.maximum((np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5), np.float32(0))
+    low = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    high = np.minimum(low + 1, n_in - 1)
+    frac = (src - low.astype(np.float32)).astype(np.float32)
+    weights = np.zeros((n_out, n_in), dtype=np.float32)
+    np.add.at(weights, (np.arange(n_out), low), 1.0 - frac)
+    np.add.at(weights, (np.arange(n_out), high), frac)
+    return weights

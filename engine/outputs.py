@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
-import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .errors import OutputError
+from lredit.errors import OutputError
+from lredit.versions import versions
+
 from .pipeline import EditResult
 
 OUTPUT_NAMES = ("result.png", "overlay.png", "report.json")
@@ -32,7 +31,8 @@ def prepare_output_dir(out: Path, overwrite: bool) -> Path:
     if out.is_dir() and not overwrite:
         ours = [p.name for p in out.iterdir() if p.name in OUTPUT_NAMES or p.name.startswith("candidate_")]
         if ours:
-            raise OutputError(f"--out {out} already holds lredit outputs ({', '.join(sorted(ours)[:3])}); pass --overwrite or choose another folder")
+            raise OutputError(f"--out {out} already holds lredit outputs ({', '.join(sorted(ours)[:3])}); "
+                              "pass --overwrite or choose another folder")
     probe_dir = out if out.is_dir() else _existing_parent(out)
     try:
         with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".lredit-probe-"):
@@ -134,20 +134,6 @@ def build_report(result: EditResult, *, image: str, backend: str, models: dict) 
         "warnings": result.warnings,
         "versions": versions(),
     }
-
-
-def versions() -> dict:
-    found = {"python": platform.python_version()}
-    for dist in ("lredit", "numpy", "pillow", "onnxruntime", "onnxruntime-gpu", "tokenizers", "torch", "diffusers", "transformers", "tensorrt"):
-        module = dist.replace("-gpu", "").replace("pillow", "PIL")
-        # Report only what this process actually uses, so a torch-free run says so.
-        if module not in sys.modules and dist not in ("lredit", "numpy", "pillow"):
-            continue
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def _json_default(value):

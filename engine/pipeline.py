@@ -7,27 +7,25 @@ validate -> 1 saliency (dino) -> 2 anchors -> 3 proposals + ROI pool -> 4 RGN ->
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
 from PIL import Image
 
+from lredit.config import EditConfig
+from lredit.errors import InputError, NumericalError
 from lredit.kernels import roi_pool_ref
+from lredit.kernels.geometry import box_masks, cells_to_pixels
+from lredit.tokenizer import ClipTokenizer
 
 from . import anchors as anchor_ops
-from .arrays import array_module, on_device, to_host
 from . import images as image_ops
-from .config import EditConfig
-from .errors import InputError, NumericalError
+from .arrays import array_module, on_device, to_host
 from .noise import initial_noise
 from .ranking import RankScores, rank_candidates
 from .sessions import GraphSession, Scheduler
 from .timing import StageTimer
-from .tokenizer import ClipTokenizer
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,7 +121,7 @@ class EditPipeline:
             decoded = self._decode(latents, work, masks, cfg)
         with timer.stage("rank"):
             candidates = [Image.fromarray(x) for x in decoded]
-            source = Image.fromarray(work)
+            source = Image.fromarray(image_ops.to_uint8(work))
             scores = self._rank(candidates, source, prompt, cfg)
         return EditResult(
             image=candidates[scores.chosen],
@@ -185,24 +183,20 @@ class EditPipeline:
         return np.argmax(logits, axis=-1).astype(np.int64)
 
     def _masks(self, img: Image.Image, chosen_boxes: np.ndarray, grid, cfg: EditConfig):
-        """Working image uint8 [S, S, 3], masks float32 [K, S, S] (1 = repaint), pixel boxes."""
+        """Working image [S, S, 3] (uint8, or float32 in 0..255 on the code's path), masks float32
+        [K, S, S] (1 = repaint), pixel boxes."""
         size = cfg.working_size
         if cfg.inpaint_original:
             work = np.asarray(image_ops.square_crop(img, size))
-            boxes_px = anchor_ops.cells_to_pixels(chosen_boxes, grid, size)
-            return work, anchor_ops.box_masks(boxes_px, size), boxes_px
-        # The code: mask drawn on the DINO-size crop, both resized to the working size (Lanczos,
-        # as diffusers' image processor), the mask binarised at 0.5.
-        crop = image_ops.square_crop(img, cfg.dino_size)
-        work = np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS))
-        small = anchor_ops.box_masks(anchor_ops.cells_to_pixels(chosen_boxes, grid, cfg.dino_size), cfg.dino_size)
-        masks = np.stack(
-            [
-                np.asarray(Image.fromarray((m * 255).astype(np.uint8)).resize((size, size), Image.Resampling.LANCZOS))
-                for m in small
-            ]
-        )
-        masks = (masks.astype(np.float32) / 255.0 >= 0.5).astype(np.float32)
+            boxes_px = cells_to_pixels(chosen_boxes, grid, size)
+            return work, box_masks(boxes_px, size), boxes_px
+        # The code: the mask drawn on the DINO-size crop as mask[:, y1:y2, x1:x2] = 1 (end row and
+        # column excluded), crop and mask resized to the working size bilinearly (torchvision
+        # T.Resize on tensors), the mask binarised at 0.5 by diffusers, which resizes neither.
+        crop = image_ops.to_chw_unit(image_ops.square_crop(img, cfg.dino_size))
+        work = image_ops.resize_bilinear(crop, size).transpose(1, 2, 0) * np.float32(255.0)  # floats, as diffusers gets them
+        small = box_masks(cells_to_pixels(chosen_boxes, grid, cfg.dino_size), cfg.dino_size, exclusive_end=True)
+        masks = (image_ops.resize_bilinear(small, size) >= 0.5).astype(np.float32)
         boxes_px = np.array([_mask_bbox(m) for m in masks], dtype=np.int64)
         return work, masks, boxes_px
 
@@ -265,7 +259,7 @@ class EditPipeline:
         decoded = image_ops.sd_to_uint8(self._run("vae_decoder", latents=latents)["images"])
         if cfg.paste_back:
             keep = masks[..., None] >= 0.5
-            decoded = np.where(keep, decoded, work[None]).astype(np.uint8)
+            decoded = np.where(keep, decoded, image_ops.to_uint8(work)[None])
         return decoded
 
     def _rank(self, candidates, source, prompt: str, cfg: EditConfig) -> RankScores:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import BundleError, InputError
+from lredit.config import SCHEDULER_CLASSES, SCHEDULER_OVERRIDES, SCHEDULERS
+from lredit.errors import BundleError, InputError
 
 F32 = np.float32
 
@@ -228,28 +229,17 @@ class DPMSolverMultistepScheduler(_SigmaScheduler):
         return out.astype(F32)
 
 
-SCHEDULERS = {
+IMPLEMENTED = {
     cls.__name__: cls for cls in (PNDMScheduler, DDIMScheduler, EulerDiscreteScheduler, DPMSolverMultistepScheduler)
-}
-NAMES = {
-    "pndm": "PNDMScheduler",
-    "ddim": "DDIMScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "dpmpp_2m": "DPMSolverMultistepScheduler",
-}
-# Config overrides that select each named variant (the same as the torch reference's).
-OVERRIDES = {
-    "PNDMScheduler": {"skip_prk_steps": True},
-    "DPMSolverMultistepScheduler": {"algorithm_type": "dpmsolver++", "solver_order": 2},
 }
 
 
 def make_scheduler(name: str, config: dict, alphas_cumprod) -> _Base:
     """`name` is an EditConfig.scheduler value; 'model' = the class the model folder names."""
-    class_name = config.get("_class_name", "PNDMScheduler") if name == "model" else NAMES.get(name)
-    if class_name not in SCHEDULERS:
+    class_name = config.get("_class_name", "PNDMScheduler") if name == "model" else SCHEDULER_CLASSES.get(name)
+    if class_name not in IMPLEMENTED:
         raise InputError(
             f"scheduler {name!r} ({class_name}) is not available in the runtime; use one of "
-            f"{['model', *NAMES]} or --backend torch"
+            f"{list(SCHEDULERS)} or --backend torch"
         )
-    return SCHEDULERS[class_name]({**config, **OVERRIDES.get(class_name, {})}, alphas_cumprod)
+    return IMPLEMENTED[class_name]({**config, **SCHEDULER_OVERRIDES.get(class_name, {})}, alphas_cumprod)

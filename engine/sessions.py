@@ -1,12 +1,10 @@
-"""The one session contract every backend implements, and the graph names the pipeline uses."""
+"""The one session contract every backend implements (graph names: lredit.graphs)."""
 
 from __future__ import annotations
 
 from typing import Mapping, Protocol
 
 import numpy as np
-
-GRAPH_NAMES = ("dino", "rgn", "clip_text", "clip_vision", "sd_text", "unet", "vae_encoder", "vae_decoder")
 
 
 class GraphSession(Protocol):

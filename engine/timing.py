@@ -9,7 +9,6 @@ from contextlib import contextmanager
 class StageTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
 
     @contextmanager
     def stage(self, name: str):
@@ -18,7 +17,6 @@ class StageTimer:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-            self.counts[name] = self.counts.get(name, 0) + 1
 
     def report(self) -> dict[str, float]:
         """Stage -> milliseconds."""

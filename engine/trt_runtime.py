@@ -12,28 +12,18 @@ marks the rest `gpu`.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from .config import EditConfig
-from .errors import BundleError, NumericalError
-from .sessions import GRAPH_NAMES
+from lredit.config import EditConfig
+from lredit.errors import BundleError, NumericalError
+from lredit.graphs import PIPELINE_GRAPHS
+from lredit.manifest import GraphEntry, Manifest, read_manifest
+from lredit.trt import require_tensorrt
 
-log = logging.getLogger(__name__)
-
-
-def require_tensorrt():
-    try:
-        import tensorrt
-    except ImportError:
-        raise BundleError(
-            "TensorRT is not installed: pip install 'lredit[trt,gpu]' on the GPU machine, or run the bundle with "
-            "--backend ort"
-        ) from None
-    return tensorrt
+from .bundle_loader import BundlePipeline, bundle_assets, bundle_config, require_graphs, verify_files
 
 
 def running_sm() -> str:
@@ -48,33 +38,27 @@ def running_sm() -> str:
         raise BundleError(f"the TensorRT backend needs a CUDA GPU ({exc}); use --backend ort on this machine") from None
 
 
-def rebuild_command(bundle: Path, manifest: dict) -> str:
-    source = manifest.get("models", {}).get("source", "<models>")
-    precision = manifest.get("precision", "fp32")
-    return f"lr-export --models {source} --precision {precision} --out {bundle} --trt"
-
-
-def check_engine(graph: str, entry: dict, trt_version: str, sm: str, bundle: Path, manifest: dict) -> Path:
-    """The engine file of `graph` if it was built for this TensorRT and GPU; else a BundleError
-    naming what it was built for, what runs here, and the rebuild command."""
-    engine = entry.get("engine")
-    if not engine:
-        raise BundleError(f"bundle {bundle} has no TensorRT engine for {graph}: build them on this GPU machine with "
-                          f"{rebuild_command(bundle, manifest)}")
-    built = (engine.get("tensorrt"), engine.get("sm"))
+def check_engine(entry: GraphEntry, trt_version: str, sm: str, manifest: Manifest) -> Path:
+    """The engine file of `entry`'s graph if it was built for this TensorRT and GPU; else a
+    BundleError naming what it was built for, what runs here, and the rebuild command."""
+    graph, engine, rebuild = entry.name, entry.engine, manifest.rebuild_command()
+    if engine is None:
+        raise BundleError(f"bundle {manifest.bundle} has no TensorRT engine for {graph}: build them on this GPU machine "
+                          f"with {rebuild}")
+    built = (engine.tensorrt, engine.sm)
     if built != (trt_version, sm):
         raise BundleError(
-            f"TensorRT engine {engine.get('file')} was built with TensorRT {built[0]} for {built[1]}; this machine "
+            f"TensorRT engine {engine.file} was built with TensorRT {built[0]} for {built[1]}; this machine "
             f"runs TensorRT {trt_version} on {sm}. Engines do not move between versions or GPUs: rebuild them with "
-            f"{rebuild_command(bundle, manifest)} (the ONNX graphs are reused)"
+            f"{rebuild} (the ONNX graphs are reused)"
         )
-    graph_sha = entry.get("files", {}).get(entry.get("file"))
-    if engine.get("onnx_sha256") and graph_sha and engine["onnx_sha256"] != graph_sha:
-        raise BundleError(f"TensorRT engine {engine.get('file')} was built from an older {graph} graph than the bundle "
-                          f"holds now; rebuild it with {rebuild_command(bundle, manifest)}")
-    path = Path(bundle) / engine["file"]
+    graph_sha = entry.files.get(entry.file)
+    if engine.onnx_sha256 and graph_sha and engine.onnx_sha256 != graph_sha:
+        raise BundleError(f"TensorRT engine {engine.file} was built from an older {graph} graph than the bundle "
+                          f"holds now; rebuild it with {rebuild}")
+    path = manifest.path(engine.file)
     if not path.is_file():
-        raise BundleError(f"TensorRT engine missing: {path}; rebuild with {rebuild_command(bundle, manifest)}")
+        raise BundleError(f"TensorRT engine missing: {path}; rebuild with {rebuild}")
     return path
 
 
@@ -162,23 +146,21 @@ def load_trt_pipeline(bundle: Path, config: EditConfig | None = None, verify: bo
     cuda_graph: capture the UNet step once per batch shape and replay it every step."""
     from lredit.kernels.loader import roi_pooler
 
-    from .runtime import BundlePipeline, bundle_assets, bundle_config, read_manifest, require_graphs, verify_files
-
-    bundle = Path(bundle)
-    manifest = read_manifest(bundle)
-    require_graphs(bundle, manifest)
-    trt = require_tensorrt()
+    manifest = read_manifest(Path(bundle))
+    require_graphs(manifest)
+    trt = require_tensorrt(BundleError, "pip install 'lredit[trt,gpu]' on the GPU machine, or run the bundle with "
+                                        "--backend ort")
     sm = running_sm()
     import cupy as cp
 
     stream = cp.cuda.Stream(non_blocking=True)
     sessions = {}
-    for name in GRAPH_NAMES:
-        entry = manifest["graphs"][name]
-        path = check_engine(name, entry, trt.__version__, sm, bundle, manifest)
+    for name in PIPELINE_GRAPHS:
+        entry = manifest.graphs[name]
+        path = check_engine(entry, trt.__version__, sm, manifest)
         if verify:
-            verify_files(bundle, {entry["engine"]["file"]: entry["engine"]["sha256"]})
+            verify_files(manifest, {entry.engine.file: entry.engine.sha256})
         # The UNet runs once per step with the same shapes: the one worth a CUDA graph.
         sessions[name] = TrtSession(trt, path, stream, cuda_graph=cuda_graph and name == "unet")
-    assets = bundle_assets(bundle, manifest, roi_pooler(prefer_gpu=True), verify)
+    assets = bundle_assets(manifest, roi_pooler(prefer_gpu=True), verify)
     return BundlePipeline(sessions, assets, bundle_config(manifest, config), manifest)

@@ -7,7 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-from lredit.engine.errors import LreditError
+from lredit.cli import run_cli
+from lredit.config import Precision
+from lredit.graphs import OPTIONAL_GRAPHS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,10 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lr-export", description="Export lredit's graphs to an ONNX/TensorRT bundle.")
     p.add_argument("--models", default="tiny", help="'tiny', 'full-random' or a models folder (see lr-edit)")
     p.add_argument("--out", type=Path, required=True, help="bundle folder")
-    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
-    p.add_argument("--graphs", nargs="+", choices=sorted(SPECS), help="subset of graphs (default: all)")
+    p.add_argument("--precision", choices=[p.value for p in Precision], default=Precision.FP32.value)
+    p.add_argument("--graphs", nargs="+", choices=sorted(SPECS),
+                   help=f"graphs to export (default: those an edit runs; {', '.join(OPTIONAL_GRAPHS)} only on request)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (legacy exporter; 17 or 18)")
-    p.add_argument("--working-size", type=int, default=512, help="inpainting resolution the graphs are built for")
+    p.add_argument("--working-size", type=int, help="inpainting resolution the graphs are built for (default: EditConfig's)")
     p.add_argument("--trt", action="store_true", help="also build TensorRT engines (extra 'trt', needs a GPU)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -29,48 +32,49 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    try:
-        from .exporter import ExportConfig, Precision, run_export
-        from .specs import ExportSettings
+    return run_cli("lr-export", lambda: _export(args), interrupted="the bundle is marked incomplete; re-run to finish it")
 
-        settings = ExportSettings(working_size=args.working_size)
-        cfg = ExportConfig(
-            out=args.out,
-            models=args.models,
-            precision=Precision(args.precision),
-            opset=args.opset,
-            settings=settings,
-            trt=args.trt,
-            **({"graphs": tuple(args.graphs)} if args.graphs else {}),
-        )
-        if cfg.trt:
-            from .trt_build import require_tensorrt
 
-            require_tensorrt()  # fail before any export work
-        bar = None
-        if not args.no_progress:
-            from tqdm import tqdm
+def _export(args) -> int:
+    """lr-export's work, argparse namespace in; LreditErrors go to run_cli."""
+    from .exporter import ExportConfig, run_export
+    from .specs import ExportSettings
 
-            bar = tqdm(total=len(cfg.graphs), desc="export", unit="graph", file=sys.stderr)
+    settings = ExportSettings(**({"working_size": args.working_size} if args.working_size else {}))
+    cfg = ExportConfig(
+        out=args.out,
+        models=args.models,
+        precision=Precision(args.precision),
+        opset=args.opset,
+        settings=settings,
+        trt=args.trt,
+        **({"graphs": tuple(args.graphs)} if args.graphs else {}),
+    )
+    if cfg.trt:
+        from .trt_build import require_tensorrt
 
-        def on_graph(name: str, status: str) -> None:
-            if bar is not None:
-                bar.update(1)
-                bar.write(f"lr-export: {name}: {status}")
-            else:
-                print(f"lr-export: {name}: {status}", file=sys.stderr)
+        require_tensorrt()  # fail before any export work
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
 
-        manifest = run_export(cfg, on_graph)
+        bar = tqdm(total=len(cfg.graphs), desc="export", unit="graph", file=sys.stderr)
+
+    def on_graph(name: str, status: str) -> None:
         if bar is not None:
-            bar.close()
-        if cfg.trt:
-            from .trt_build import build_engines
+            bar.update(1)
+            bar.write(f"lr-export: {name}: {status}")
+        else:
+            print(f"lr-export: {name}: {status}", file=sys.stderr)
 
-            build_engines(cfg.out, manifest, on_graph)
-    except LreditError as exc:
-        print(f"lr-export: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"lr-export: wrote {args.out}/manifest.json ({len(manifest['graphs'])} graphs, {args.precision})")
+    manifest = run_export(cfg, on_graph)
+    if bar is not None:
+        bar.close()
+    if cfg.trt:
+        from .trt_build import build_engines
+
+        build_engines(cfg.out, manifest, on_graph)
+    print(f"lr-export: wrote {args.out}/manifest.json ({len(cfg.graphs)} graphs, {args.precision})")
     return 0
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Callable
 
@@ -23,25 +21,20 @@ import numpy as np
 import torch
 
 import lredit
-from lredit.engine.config import EditConfig
-from lredit.engine.errors import LreditError
+from lredit import bundle as layout
+from lredit.atomic import write_bytes_atomic, write_json_atomic
+from lredit.config import EditConfig, Precision
+from lredit.errors import ExportError
+from lredit.graphs import PIPELINE_GRAPHS
+from lredit.versions import versions
 
-from . import bundle as layout
-from .ort_fusion import ort_variant_name, write_ort_variant
+from .models import ModelSources, load_models
 from .onnx_export import check_parity, export_onnx
-from .specs import PIPELINE_GRAPHS, SPECS, ExportSettings
+from .ort_fusion import ort_variant_name, write_ort_variant
+from .scheduler_tables import scheduler_tables
+from .specs import SPECS, ExportSettings
 
-log = logging.getLogger(__name__)
-
-
-class Precision(str, Enum):
-    FP32 = "fp32"
-    FP16 = "fp16"
-
-
-class ExportError(LreditError):
-    pass
-
+__all__ = ["ExportConfig", "ExportError", "Precision", "run_export"]
 
 @dataclass(frozen=True)
 class ExportConfig:
@@ -50,7 +43,8 @@ class ExportConfig:
     """'tiny', 'full-random' or a models folder (see lr-edit --models)."""
     precision: Precision = Precision.FP32
     """fp16 halves size and roughly doubles GPU speed; fragile ops stay fp32 (see manifest)."""
-    graphs: tuple[str, ...] = (*PIPELINE_GRAPHS, "rgn_roi")
+    graphs: tuple[str, ...] = PIPELINE_GRAPHS
+    """The graphs an edit runs; add 'rgn_roi' (lredit.graphs.OPTIONAL_GRAPHS) on request."""
     opset: int = 17
     settings: ExportSettings = field(default_factory=ExportSettings)
     parity_seed: int = 1234
@@ -84,26 +78,25 @@ def _source_key(name: str, module: torch.nn.Module, cfg: ExportConfig) -> str:
 def run_export(cfg: ExportConfig, on_graph: Callable[[str, str], None] | None = None) -> dict:
     """Export every requested graph into cfg.out; returns the manifest. `on_graph(name, status)`
     reports progress ('exported', 'reused', 'rebuilt: ...')."""
-    from lredit.engine.reference.models import ModelSources, load_models
-
     unknown = [g for g in cfg.graphs if g not in SPECS]
     if unknown:
         raise ExportError(f"unknown graphs {unknown}; choose from {sorted(SPECS)}")
     out = Path(cfg.out)
-    old = layout.read_manifest(out)
+    old = layout.read_manifest_data(out)
     if out.exists() and any(out.iterdir()) and old is None:
         raise ExportError(f"--out {out} is a non-empty folder without {layout.MANIFEST}; refusing to write into it")
     s = cfg.settings
     models = load_models(ModelSources.parse(cfg.models), sizes=s.sizes, channels=s.channels, roi_size=s.roi_size)
     if old is not None:
-        layout.write_json_atomic(out / layout.MANIFEST, {**old, "complete": False})
+        write_json_atomic(out / layout.MANIFEST, {**old, "complete": False})
     started = time.perf_counter()
     graphs, parity, failures = {}, {}, []
     old_parity = _read_parity(out)
     staging = Path(tempfile.mkdtemp(dir=_mkdir(out), prefix=".staging-"))
     try:
         for name in cfg.graphs:
-            entry, report, status = _export_one(name, models, cfg, out, staging, (old or {}).get("graphs", {}).get(name), old_parity.get(name))
+            old_entry = (old or {}).get("graphs", {}).get(name)
+            entry, report, status = _export_one(name, models, cfg, out, staging, old_entry, old_parity.get(name))
             graphs[name], parity[name] = entry, report
             failures += [f"{name}.{o}: {_failure(r)}" for o, r in report.items() if not r["ok"]]
             if on_graph:
@@ -111,9 +104,9 @@ def run_export(cfg: ExportConfig, on_graph: Callable[[str, str], None] | None = 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     extra_files = _write_assets(models, out)
-    layout.write_json_atomic(out / layout.PARITY, parity)
+    write_json_atomic(out / layout.PARITY, parity)
     manifest = _manifest(cfg, models, graphs, extra_files, complete=not failures, seconds=time.perf_counter() - started)
-    layout.write_json_atomic(out / layout.MANIFEST, manifest)
+    write_json_atomic(out / layout.MANIFEST, manifest)
     if failures:
         raise ExportError(f"parity check failed for {len(failures)} output(s): " + "; ".join(failures))
     return manifest
@@ -189,19 +182,16 @@ def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_e
 
 def _write_assets(models, out: Path) -> dict[str, str]:
     """Tokenizer files and the projection; returns {relative path: sha256}."""
-    paths = [*models.clip_tokenizer.save(out / "tokenizer" / "clip"), *models.sd_tokenizer.save(out / "tokenizer" / "sd")]
+    paths = [*models.clip_tokenizer.save(out / layout.TOKENIZERS["clip"]), *models.sd_tokenizer.save(out / layout.TOKENIZERS["sd"])]
     weight, bias = models.region_net.projection_arrays()
     buffer = io.BytesIO()
     np.savez(buffer, weight=weight, bias=bias)
-    layout.write_bytes_atomic(out / "rgn_projection.npz", buffer.getvalue())
-    paths.append(out / "rgn_projection.npz")
+    write_bytes_atomic(out / layout.PROJECTION, buffer.getvalue())
+    paths.append(out / layout.PROJECTION)
     return {path.relative_to(out).as_posix(): layout.sha256_file(path) for path in paths}
 
 
 def _manifest(cfg: ExportConfig, models, graphs: dict, assets: dict, *, complete: bool, seconds: float) -> dict:
-    from .scheduler_tables import scheduler_tables
-    from lredit.engine.outputs import versions
-
     edit = EditConfig()
     s = cfg.settings
     return {
@@ -228,7 +218,7 @@ def _manifest(cfg: ExportConfig, models, graphs: dict, assets: dict, *, complete
             "rank_beta": edit.rank_beta,
             "rank_top_t2i": edit.rank_top_t2i,
             "latent_channels": int(models.vae.config.latent_channels),
-            "vae_scale_factor": 2 ** (len(models.vae.config.block_out_channels) - 1),
+            "vae_scale_factor": models.vae_scale_factor,
             "clip_image_size": int(models.clip.config.vision_config.image_size),
         },
         "scheduler": scheduler_tables(models.scheduler_config),

@@ -11,6 +11,8 @@ import numpy as np
 import onnx
 import torch
 
+from lredit.config import CPU_PROVIDERS
+
 from .specs.base import GraphSpec
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ def ort_session(path: Path):
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=list(CPU_PROVIDERS))
 
 
 def check_parity(spec: GraphSpec, module: torch.nn.Module, sizes: dict, path: Path, precision: str, seed: int) -> dict:

@@ -3,7 +3,9 @@ rules with numpy and checks its own timesteps against these."""
 
 from __future__ import annotations
 
-from lredit.engine.reference.torch_backend import SCHEDULER_CLASSES, diffusers_scheduler
+from lredit.config import SCHEDULERS
+
+from .diffusers_schedulers import diffusers_scheduler
 
 TABLE_STEPS = (10, 25, 50)
 
@@ -11,7 +13,7 @@ TABLE_STEPS = (10, 25, 50)
 def scheduler_tables(config: dict) -> dict:
     base = diffusers_scheduler(config, "model")
     tables = {}
-    for name in ("model", *SCHEDULER_CLASSES):
+    for name in SCHEDULERS:
         per_steps = {}
         for steps in TABLE_STEPS:
             sched = diffusers_scheduler(config, name)

@@ -6,33 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from pathlib import Path
 
-from . import bundle as layout
-from .exporter import ExportError
-
-log = logging.getLogger(__name__)
+from lredit import bundle as layout
+from lredit.atomic import write_bytes_atomic, write_json_atomic
+from lredit.errors import ExportError
+from lredit.trt import require_tensorrt as _require_tensorrt
 
 
 def require_tensorrt(allow_rtx: bool = False):
     """The TensorRT module, or an ExportError saying what is missing and how to install it."""
-    try:
-        import tensorrt as trt
-
-        return trt
-    except ImportError:
-        pass
-    if allow_rtx:
-        try:
-            import tensorrt_rtx as trt
-
-            return trt
-        except ImportError:
-            pass
-    raise ExportError(
-        "TensorRT is not installed: pip install 'lredit[trt]' on a machine with an NVIDIA GPU "
-        "(driver + CUDA 12/13); the ONNX bundle is usable with --backend ort meanwhile"
+    return _require_tensorrt(
+        ExportError,
+        "pip install 'lredit[trt]' on a machine with an NVIDIA GPU (driver + CUDA 12/13); the ONNX bundle is "
+        "usable with --backend ort meanwhile",
+        allow_rtx=allow_rtx,
     )
 
 
@@ -67,7 +55,8 @@ def build_engine(trt, onnx_path: Path, profile: dict, engine_path: Path, timing_
     if hasattr(trt, "init_libnvinfer_plugins"):  # RoiAlign (rgn_roi) is a plugin in TensorRT
         trt.init_libnvinfer_plugins(logger, "")
     builder = trt.Builder(logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") else 0
+    typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    flags = 1 << int(typed) if typed is not None else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
@@ -85,9 +74,9 @@ def build_engine(trt, onnx_path: Path, profile: dict, engine_path: Path, timing_
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ExportError(f"TensorRT failed to build an engine for {onnx_path.name} (see the log above)")
-    layout.write_bytes_atomic(engine_path, bytes(serialized))
+    write_bytes_atomic(engine_path, bytes(serialized))
     if cache is not None:
-        layout.write_bytes_atomic(timing_cache, bytes(cache.serialize()))
+        write_bytes_atomic(timing_cache, bytes(cache.serialize()))
 
 
 def _stale_reason(bundle: Path, rel: str, previous: dict | None, onnx_sha: str) -> str | None:
@@ -104,11 +93,17 @@ def _stale_reason(bundle: Path, rel: str, previous: dict | None, onnx_sha: str) 
     return None
 
 
-def build_engines(bundle: Path, manifest: dict, on_graph=None, *, trt=None, sm: str | None = None, graphs=None) -> dict:
-    """Build an engine per graph of the bundle (or of `graphs`) and record them in the manifest."""
+def build_engines(bundle: Path, manifest: dict | None = None, on_graph=None, *, trt=None, sm: str | None = None,
+                  graphs=None) -> dict:
+    """Build an engine per graph of the bundle (or of `graphs`) and record them in the manifest
+    (the one lr-export just wrote, or the bundle's own)."""
     trt = trt or require_tensorrt()
     sm = sm or gpu_compute_capability()
     bundle = Path(bundle)
+    if manifest is None:
+        manifest = layout.read_manifest_data(bundle)
+        if manifest is None:
+            raise ExportError(f"{bundle} has no readable {layout.MANIFEST}; export the bundle first (lr-export --out {bundle})")
     engines = {}
     for name, entry in manifest["graphs"].items():
         if graphs is not None and name not in graphs:
@@ -118,7 +113,7 @@ def build_engines(bundle: Path, manifest: dict, on_graph=None, *, trt=None, sm: 
         onnx_sha = entry["files"][entry["file"]]
         stale = _stale_reason(bundle, rel, entry.get("engine"), onnx_sha)
         if stale:
-            build_engine(trt, bundle / entry["file"], entry["profile"], bundle / rel, bundle / "trt" / "timing.cache")
+            build_engine(trt, bundle / entry["file"], entry["profile"], bundle / rel, bundle / layout.TIMING_CACHE)
             status = f"engine built ({stale}): {rel}"
         else:
             status = f"engine reused (unchanged): {rel}"
@@ -127,5 +122,5 @@ def build_engines(bundle: Path, manifest: dict, on_graph=None, *, trt=None, sm: 
         engines[name] = rel
         if on_graph:
             on_graph(name, status)
-    layout.write_json_atomic(bundle / layout.MANIFEST, manifest)
+    write_json_atomic(bundle / layout.MANIFEST, manifest)
     return engines

@@ -16,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from lredit.export.bundle import write_bytes_atomic
+from lredit.atomic import write_bytes_atomic
+from lredit.errors import KernelBuildError
 
 from . import roi_pool_ref
 from .roi_pool_ref import PoolSpec
@@ -27,10 +28,6 @@ SOURCE = Path(__file__).with_name("roi_pool.cu")
 ENTRY_POINTS = ("roi_pool_f32", "roi_pool_f16", "roi_pool_fused_f32", "roi_pool_fused_f16", "box_masks")
 NVRTC_OPTIONS = ("-std=c++17",)  # no fast math: parity with the reference is the bar
 THREADS = 128
-
-
-class KernelBuildError(RuntimeError):
-    """NVRTC rejected the source; the message carries its log."""
 
 
 def default_cache_dir() -> Path:

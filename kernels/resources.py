@@ -16,7 +16,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from lredit.export.bundle import write_bytes_atomic
+from lredit.atomic import write_bytes_atomic
+from lredit.errors import KernelBuildError
 
 from .loader import ENTRY_POINTS, SOURCE
 
@@ -27,8 +28,8 @@ _FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) b
 _USED = re.compile(r"Used (\d+) registers(?:.*?(\d+) bytes smem)?")
 
 
-class NvccError(RuntimeError):
-    pass
+class NvccError(KernelBuildError):
+    """nvcc is missing, failed, or warned (warnings are errors here)."""
 
 
 def compile_with_nvcc(sm: int, out_dir: Path) -> dict[str, dict[str, int]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lredit.engine.anchors import box_masks, proposal_boxes
+from .geometry import box_masks, proposal_boxes
 
 LAYOUTS = ("anchor", "authors")
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lredit.engine.config import EditConfig
+from lredit.config import EditConfig
 
 # Small geometry for fast tests: 64 px inpainting (8x8 latents), 3 steps, 3 candidates.
 FAST = dict(working_size=64, steps=3, anchors=3)
@@ -10,7 +10,7 @@ FAST = dict(working_size=64, steps=3, anchors=3)
 
 @pytest.fixture(scope="session")
 def tiny_models():
-    from lredit.engine.reference.models import ModelSources, load_models
+    from lredit.export.models import ModelSources, load_models
 
     cfg = EditConfig()
     return load_models(ModelSources(preset="tiny"), sizes=len(cfg.half_sizes), channels=cfg.proj_channels, roi_size=cfg.roi_size)
@@ -35,7 +35,8 @@ def photo():
 def tiny_bundle(tmp_path_factory):
     """A tiny fp32 bundle built for the FAST geometry (working_size 64)."""
     from lredit.export.exporter import ExportConfig, run_export
-    from lredit.export.specs import PIPELINE_GRAPHS, ExportSettings
+    from lredit.export.specs import ExportSettings
+    from lredit.graphs import PIPELINE_GRAPHS
 
     out = tmp_path_factory.mktemp("tiny_bundle")
     run_export(ExportConfig(out=out, graphs=PIPELINE_GRAPHS, settings=ExportSettings(working_size=64)))

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from lredit.engine import anchors as A
-from lredit.engine.errors import InputError
+from lredit.errors import InputError
+from lredit.kernels import geometry as G
 
 
 def test_cumulative_saliency_matches_the_code():
@@ -51,22 +52,22 @@ def test_too_many_anchors_is_a_clear_error():
 
 def test_boxes_clamped_at_border_and_axes():
     anchors = np.array([[2, 30]])  # row 2, col 30
-    fixed = A.proposal_boxes(anchors, (4, 6), (32, 32), fix_axes=True)
+    fixed = G.proposal_boxes(anchors, (4, 6), (32, 32), fix_axes=True)
     assert fixed[0].tolist() == [[26, 0, 31, 6], [24, 0, 31, 8]]  # x around col 30, y around row 2
-    code = A.proposal_boxes(anchors, (4, 6), (32, 32), fix_axes=False)
+    code = G.proposal_boxes(anchors, (4, 6), (32, 32), fix_axes=False)
     assert code[0].tolist() == [[0, 26, 6, 31], [0, 24, 8, 31]]  # transposed: the code's defect
 
 
 def test_cells_to_pixels_and_masks_at_any_resolution():
     box = np.array([[0, 0, 31, 31], [4, 8, 12, 10]], dtype=np.float32)
     for size in (64, 256, 512, 200):
-        px = A.cells_to_pixels(box, (32, 32), size)
+        px = G.cells_to_pixels(box, (32, 32), size)
         assert px[0].tolist() == [0, 0, size - 1, size - 1]
         assert px[1].tolist() == [int(np.ceil(c * (size - 1) / 31 - 1e-9)) for c in (4, 8, 12, 10)]
-        masks = A.box_masks(px, size)
+        masks = G.box_masks(px, size)
         assert masks.shape == (2, size, size)
         x1, y1, x2, y2 = px[1]
         assert masks[1].sum() == (x2 - x1 + 1) * (y2 - y1 + 1)
         assert masks[1, y1, x1] == 1 and masks[1, y2, x2] == 1
         assert masks[1, y1 - 1, x1] == 0 and masks[1, y2, x2 + 1] == 0
-    assert A.cells_to_pixels(np.array([[4, 4, 8, 8]]), (32, 32), 256).tolist() == [[33, 33, 66, 66]]
+    assert G.cells_to_pixels(np.array([[4, 4, 8, 8]]), (32, 32), 256).tolist() == [[33, 33, 66, 66]]

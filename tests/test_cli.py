@@ -9,7 +9,7 @@ from PIL import Image
 
 from lredit.engine import images
 from lredit.engine.cli import main
-from lredit.engine.errors import InputError
+from lredit.errors import InputError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "table.png"
 FAST = ["--working-size", "64", "--steps", "2", "--anchors", "3", "--no-progress"]

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from lredit.export import bundle as layout
+from lredit import bundle as layout
 from lredit.export.exporter import ExportConfig, ExportError, Precision, run_export
 from lredit.export.specs import SPECS, ExportSettings
+from lredit.graphs import ALL_GRAPHS, OPTIONAL_GRAPHS, PIPELINE_GRAPHS
 
 SETTINGS = ExportSettings(working_size=64)
 # Tolerances of this test (fresh inputs, batch other than the export batch): |ort - torch| max abs.
@@ -21,11 +22,16 @@ def test_every_spec_has_a_parity_test():
     assert set(SPECS) == set(TESTED), "add the new graph to TESTED (and check its parity below)"
 
 
+def test_one_spec_per_graph_name_and_optional_graphs_only_on_request():
+    assert tuple(SPECS) == ALL_GRAPHS
+    assert ExportConfig(out="x").graphs == PIPELINE_GRAPHS and not set(OPTIONAL_GRAPHS) & set(PIPELINE_GRAPHS)
+
+
 @pytest.fixture(scope="module", params=["fp32", "fp16"])
 def exported(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"bundle_{request.param}")
     statuses = {}
-    manifest = run_export(ExportConfig(out=out, precision=Precision(request.param), settings=SETTINGS),
+    manifest = run_export(ExportConfig(out=out, precision=Precision(request.param), settings=SETTINGS, graphs=ALL_GRAPHS),
                           lambda g, s: statuses.setdefault(g, s))
     return request.param, out, manifest, statuses
 
@@ -74,7 +80,7 @@ def test_manifest_lists_graphs_with_matching_sha256_and_parity_within_tolerance(
 def test_rgn_roi_graph_matches_reference_pooling(exported, tiny_models):
     import onnxruntime as ort
 
-    from lredit.engine.anchors import proposal_boxes
+    from lredit.kernels.geometry import proposal_boxes
     from lredit.kernels.roi_pool_ref import pool_proposals, project_tokens
 
     _, out, manifest, _ = exported

@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lredit.engine.anchors import box_masks
-from lredit.engine.config import EditConfig
+from lredit.config import EditConfig
 from lredit.engine.noise import initial_noise
+from lredit.kernels.geometry import box_masks
 
 # Output pixels are uint8 on both sides; batch-size-dependent float summation can flip a rounding.
 MAX_LEVELS = 2
@@ -19,7 +19,7 @@ def test_batched_candidates_equal_diffusers_runs(tiny_models, reference, photo, 
     from diffusers import StableDiffusionInpaintPipeline
     from transformers import CLIPTokenizer
 
-    from lredit.engine.reference.torch_backend import diffusers_scheduler
+    from lredit.export.diffusers_schedulers import diffusers_scheduler
 
     cfg = reference.config.replace(scheduler=scheduler, steps=4, anchors=3)
     result = reference.edit(photo, "a bowl of strawberries", scheduler=scheduler, steps=4, anchors=3)

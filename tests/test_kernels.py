@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lredit.engine.anchors import box_masks, proposal_boxes
 from lredit.kernels import loader
 from lredit.kernels import roi_pool_ref as R
+from lredit.kernels.geometry import box_masks, proposal_boxes
 
 FP32_TOL = 1e-5  # kernel (fp32 accumulation) vs float64 reference, unit-scale inputs
 FP32_FUSED_TOL = 1e-4  # fused: a d-long fp32 dot product per output

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from lredit.engine.config import EditConfig
-from lredit.engine.errors import InputError, ModelSourceError
-from lredit.engine.reference.models import ModelSources, load_models, save_models
+from lredit.config import EditConfig
+from lredit.errors import InputError, ModelSourceError
+from lredit.export.models import ModelSources, load_models, save_models
 
 
 def test_local_folders_load_offline_and_match_the_preset(tiny_models, tmp_path, photo):

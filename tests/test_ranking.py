@@ -16,7 +16,9 @@ def test_score_is_weighted_softmax_and_argmax():
     img, src, txt = _embeds([0.30, 0.28, 0.25], [0.5, 0.9, 0.2])
     r = rank_candidates(img, src, txt, alpha=2.0, beta=1.0, softmax=True, top_t2i=3)
     np.testing.assert_allclose(r.t2i, [0.30, 0.28, 0.25], atol=1e-12)
-    sm = lambda x: np.exp(x - x.max()) / np.exp(x - x.max()).sum()
+    def sm(x):
+        return np.exp(x - x.max()) / np.exp(x - x.max()).sum()
+
     expected = 2 * sm(np.array([0.30, 0.28, 0.25])) + sm(np.array([0.5, 0.9, 0.2]))
     np.testing.assert_allclose(r.score, expected, rtol=1e-12)
     assert r.chosen == 1  # highest combined score

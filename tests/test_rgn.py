@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from lredit.engine.errors import ModelSourceError
-from lredit.engine.reference.rgn import RegionNetwork, load_rgn_checkpoint
+from lredit.errors import ModelSourceError
+from lredit.export.rgn import RegionNetwork, load_rgn_checkpoint
 
 
 def _authors_state(net, prefix):

@@ -105,7 +105,7 @@ def test_fused_projection_equals_project_then_pool():
     weight = rng.standard_normal((6, 40)).astype(np.float32) * 0.1
     bias = rng.standard_normal(6).astype(np.float32)
     anchors = np.array([[0, 0], [5, 7], [11, 3]])
-    from lredit.engine.anchors import proposal_boxes
+    from lredit.kernels.geometry import proposal_boxes
 
     boxes = proposal_boxes(anchors, (2, 4, 7), (h, w), fix_axes=True)
     boxes[2, 2] += [-3.0, -2.0, 3.0, 2.0]  # crosses the border: samples off the map drop the bias

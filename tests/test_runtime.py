@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lredit.engine.editor import Editor
-from lredit.engine.errors import BundleError, InputError
+from lredit.errors import BundleError, InputError
 
 # fp32 bundle: candidate pixels within this many uint8 levels of the torch reference.
 MAX_LEVELS_FP32 = 2
@@ -131,7 +131,8 @@ FP16_MAX_LEVELS = 4
 
 def test_fp16_bundle_edit_close_to_reference(tmp_path_factory, reference, photo):
     from lredit.export.exporter import ExportConfig, Precision, run_export
-    from lredit.export.specs import PIPELINE_GRAPHS, ExportSettings
+    from lredit.export.specs import ExportSettings
+    from lredit.graphs import PIPELINE_GRAPHS
 
     out = tmp_path_factory.mktemp("fp16_bundle")
     run_export(ExportConfig(out=out, graphs=PIPELINE_GRAPHS, precision=Precision.FP16,

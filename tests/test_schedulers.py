@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from lredit.engine.errors import BundleError, InputError
-from lredit.engine.reference.models import SD15_SCHEDULER
-from lredit.engine.reference.torch_backend import diffusers_scheduler
 from lredit.engine.schedulers import make_scheduler
+from lredit.errors import BundleError, InputError
+from lredit.export.diffusers_schedulers import diffusers_scheduler
+from lredit.export.models import SD15_SCHEDULER
 from lredit.export.scheduler_tables import scheduler_tables
 
 TOL = 1e-5  # max abs error, relative to the sample's scale (>= 1)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lredit.engine.tokenizer import ClipTokenizer
+from lredit.tokenizer import ClipTokenizer
 
 PROMPTS = [
     "a bowl of strawberries", "A photo of a cat", "", " ", "UPPER lower MiXeD", "two  spaces\tand\nnewline",

@@ -8,17 +8,12 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from lredit.config import EditConfig
 from lredit.export import wrappers
+from lredit.export.diffusers_schedulers import diffusers_scheduler
+from lredit.export.models import ModelSet, ModelSources, load_models
 
-from ..config import EditConfig
-from ..errors import InputError
 from ..pipeline import EditPipeline, PipelineAssets
-from ..schedulers import NAMES, OVERRIDES
-from .models import ModelSet
-
-# diffusers scheduler class and the config overrides that select each named variant: the same
-# table the numpy runtime uses, so both sides always run the same variant.
-SCHEDULER_CLASSES = {name: (cls, OVERRIDES.get(cls, {})) for name, cls in NAMES.items()}
 
 
 class TorchSession:
@@ -69,20 +64,6 @@ class DiffusersScheduler:
         return out.prev_sample.numpy()
 
 
-def diffusers_scheduler(scheduler_config: dict, name: str):
-    """A fresh diffusers scheduler: 'model' = the class the model folder names."""
-    import diffusers
-
-    if name == "model":
-        class_name, overrides = scheduler_config.get("_class_name", "PNDMScheduler"), {}
-    elif name in SCHEDULER_CLASSES:
-        class_name, overrides = SCHEDULER_CLASSES[name]
-    else:
-        raise InputError(f"scheduler {name!r} is unknown; expected 'model' or one of {tuple(SCHEDULER_CLASSES)}")
-    cls = getattr(diffusers, class_name)
-    return cls.from_config({**scheduler_config, **overrides})
-
-
 def torch_sessions(models: ModelSet, config: EditConfig, device="cpu", dtype=torch.float32) -> dict[str, TorchSession]:
     """One session per graph, with the same names as the exported graphs."""
     fp32 = torch.float32
@@ -114,7 +95,18 @@ def reference_pipeline(models: ModelSet, config: EditConfig | None = None, devic
         random_weights=models.random_weights,
         sources=dict(models.sources),
         latent_channels=int(models.vae.config.latent_channels),
-        vae_scale_factor=2 ** (len(models.vae.config.block_out_channels) - 1),
+        vae_scale_factor=models.vae_scale_factor,
         clip_image_size=int(models.clip.config.vision_config.image_size),
     )
     return EditPipeline(torch_sessions(models, config, device, dtype), assets, config)
+
+
+def load_reference(models: str, config: EditConfig, device="cpu", dtype=None, **families) -> EditPipeline:
+    """The torch reference for `models` (a preset name or a models folder; `families` overrides
+    single families: dino, clip, sd, rgn folders or files). fp16 on CUDA unless `dtype` says."""
+    if dtype is None:
+        dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
+    sources = ModelSources.parse(models, **{k: v for k, v in families.items() if v is not None})
+    loaded = load_models(sources, sizes=len(config.half_sizes), channels=config.proj_channels,
+                         roi_size=config.roi_size, proj_seed=config.proj_seed)
+    return reference_pipeline(loaded, config, device=device, dtype=dtype)

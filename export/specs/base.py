@@ -13,6 +13,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from lredit.config import EditConfig
+
 # Op types kept in fp32 inside fp16 graphs: normalisation statistics and softmax lose range or
 # precision in fp16 (casts are inserted around them).
 FP16_KEEP_FP32 = ("LayerNormalization", "InstanceNormalization", "GroupNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt")
@@ -43,17 +45,26 @@ class Tolerance:
     rtol: float
 
 
+_EDIT = EditConfig()
+
+
 @dataclass(frozen=True)
 class ExportSettings:
-    """Pipeline geometry the graphs are exported for (from EditConfig)."""
+    """Pipeline geometry the graphs are exported for; the defaults are EditConfig's."""
 
-    dino_size: int = 256
-    working_size: int = 512
-    sizes: int = 6
-    channels: int = 12
-    roi_size: int = 8
-    half_sizes: tuple[int, ...] = (4, 6, 8, 10, 12, 14)
+    dino_size: int = _EDIT.dino_size
+    working_size: int = _EDIT.working_size
+    channels: int = _EDIT.proj_channels
+    """c: channels of the 1x1 projection before pooling (EditConfig.proj_channels)."""
+    roi_size: int = _EDIT.roi_size
+    half_sizes: tuple[int, ...] = _EDIT.half_sizes
     max_candidates: int = 16
+    """K the graphs' profiles reach (UNet batch 2K with guidance)."""
+
+    @property
+    def sizes(self) -> int:
+        """M: box sizes per anchor."""
+        return len(self.half_sizes)
 
 
 @dataclass(frozen=True)

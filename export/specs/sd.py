@@ -4,8 +4,7 @@ from .base import Axis, GraphSpec, Tensor, Tolerance
 
 
 def _latent(m, s):
-    factor = 2 ** (len(m.vae.config.block_out_channels) - 1)
-    return s.working_size // factor
+    return s.working_size // m.vae_scale_factor
 
 
 UNET_SPEC = GraphSpec(

@@ -15,17 +15,15 @@ an inpainting model) and optionally `rgn.pt` (authors' checkpoint); each may be 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..errors import ModelSourceError
-from ..tokenizer import ClipTokenizer
-from .rgn import RegionNetwork, load_rgn_checkpoint
+from lredit.errors import ModelSourceError
+from lredit.tokenizer import ClipTokenizer
 
-log = logging.getLogger(__name__)
+from .rgn import RegionNetwork, load_rgn_checkpoint
 
 PRESETS = ("tiny", "full-random")
 RGN_CHECKPOINT_NAMES = ("rgn.pt", "rgn.pth", "rgn.safetensors")
@@ -95,6 +93,11 @@ class ModelSet:
     random_weights: bool
     sources: dict = field(default_factory=dict)
     """family -> where its weights came from, for reports and manifests."""
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent cell: the VAE halves the resolution once per block but the last."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {

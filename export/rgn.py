@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ModelSourceError
+from lredit.errors import ModelSourceError
 
 
 class RegionNetwork(nn.Module):

@@ -1,19 +1,73 @@
-"""EditConfig: every knob of one edit, with the authors' numbers as defaults.
+"""EditConfig: every knob of one edit, with the authors' numbers as defaults, and the closed
+sets every layer names (backends, precisions, scheduler variants, ONNX Runtime providers).
 
-Each defect of the authors' code (see REFERENCE.md) has a named switch; `EditConfig.preset("authors")`
-turns every fix off so the output can be set beside the published code's.
+Each defect of the authors' code (see docs/METHOD.md) has a named switch;
+`EditConfig.preset("authors")` turns every fix off so the output can be set beside the published
+code's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import Enum
 
 from .errors import InputError
 
 COMPAT_PRESETS = ("engine", "authors")
 RGN_SAMPLING = ("argmax", "gumbel")
-SCHEDULERS = ("model", "pndm", "ddim", "euler", "dpmpp_2m")
+
+# Scheduler variants by EditConfig.scheduler name: the diffusers class and the config overrides
+# that select the variant. The numpy runtime, the torch reference and the export's tables all
+# read this one table, so every side runs the same variant.
+SCHEDULER_CLASSES = {
+    "pndm": "PNDMScheduler",
+    "ddim": "DDIMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "dpmpp_2m": "DPMSolverMultistepScheduler",
+}
+SCHEDULER_OVERRIDES = {
+    "PNDMScheduler": {"skip_prk_steps": True},
+    "DPMSolverMultistepScheduler": {"algorithm_type": "dpmsolver++", "solver_order": 2},
+}
+SCHEDULERS = ("model", *SCHEDULER_CLASSES)
+"""'model' = the class the model folder names (PNDM for SD 1.x inpainting)."""
+
+
+class Backend(str, Enum):
+    """What runs the graphs of an edit (lr-edit --backend, Editor.from_bundle, lr-bench)."""
+
+    TORCH = "torch"
+    """The reference: the export wrappers run eagerly in torch, diffusers' schedulers."""
+    ORT = "ort"
+    """A bundle's ONNX graphs on ONNX Runtime (CPU, or the CUDA provider with IO binding)."""
+    TRT = "trt"
+    """A bundle's TensorRT engines (built on the GPU that runs them)."""
+
+    @classmethod
+    def parse(cls, name: str | Backend) -> Backend:
+        try:
+            return cls(name)
+        except ValueError:
+            raise InputError(f"backend {name!r} is unknown; expected one of {[b.value for b in cls]}") from None
+
+
+class Precision(str, Enum):
+    """Weights and activations of exported graphs (fp16 keeps fragile ops in fp32)."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDERS = ("CPUExecutionProvider",)
+CUDA_PROVIDERS = (CUDA_PROVIDER, *CPU_PROVIDERS)
+
+
+def ort_providers(device: str) -> tuple[str, ...]:
+    """ONNX Runtime providers for a torch-style device name: 'cuda[:N]' puts the graphs on the CUDA
+    provider (CPU as the fallback for ops it lacks), anything else on the CPU."""
+    return CUDA_PROVIDERS if str(device).startswith("cuda") else CPU_PROVIDERS
 
 
 @dataclass(frozen=True)
@@ -77,18 +131,21 @@ class EditConfig:
     """Each anchor's RGN input is its own M pooled maps; the code mixes anchors and sizes."""
     distinct_anchors: bool = True
     """K distinct top patches, boxes clamped at the border; the code confines anchors to the
-    centre (row, col in [w, n-1-w]) and fills up with top patches, duplicates included."""
+    centre (row, col in [w, n-1-w] for w = `max_window`) and fills up with top patches,
+    duplicates included."""
+    max_window: int = 15
+    """w: the code's `max_window_size` argument, its border margin for anchors when
+    distinct_anchors is off (its half-sizes are range(4, w + 1, 2))."""
     inpaint_original: bool = True
-    """Inpaint the original image resized to working_size; the code upsamples the 256 crop and
-    draws the mask at 256."""
+    """Inpaint the original image resized to working_size, the mask drawn there. False = the
+    code: the mask drawn on the dino_size crop (end row and column excluded, as its
+    `mask[:, y1:y2, x1:x2] = 1`), crop and mask resized to working_size bilinearly (torchvision
+    `T.Resize` on tensors), the mask binarised at 0.5 (diffusers)."""
     dino_imagenet_norm: bool = True
     """ImageNet mean/std before DINO (what DINO was trained with); the code feeds [0, 1]."""
 
     compat: str = "engine"
     """Which preset this config started from; recorded in the report."""
-
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
-    """Free-form notes carried into the report (e.g. model source); not used by the pipeline."""
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "EditConfig":
@@ -114,15 +171,6 @@ class EditConfig:
         return dataclasses.replace(self, **changes).validated()
 
     @property
-    def max_window(self) -> int:
-        """The code's border margin w (max_window = largest half-size + 1)."""
-        return max(self.half_sizes) + 1
-
-    @property
-    def latent_size(self) -> int:
-        return self.working_size // 8
-
-    @property
     def do_guidance(self) -> bool:
         return self.guidance > 1.0
 
@@ -143,6 +191,7 @@ class EditConfig:
         need(self.roi_size >= 1, "roi_size", ">= 1")
         need(self.roi_sampling_ratio == -1 or self.roi_sampling_ratio >= 1, "roi_sampling_ratio", "-1 or >= 1")
         need(self.proj_channels >= 1, "proj_channels", ">= 1")
+        need(isinstance(self.max_window, int) and self.max_window >= 0, "max_window", "an integer >= 0")
         need(self.rgn_sampling in RGN_SAMPLING, "rgn_sampling", f"one of {RGN_SAMPLING}")
         need(self.dino_size >= 32 and self.dino_size % 8 == 0, "dino_size", "a multiple of 8, >= 32")
         need(

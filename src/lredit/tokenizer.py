@@ -2,8 +2,8 @@
 
 Same normalisation, pre-tokenisation and BPE as transformers' CLIPTokenizer; ids are padded
 to `max_length` with the model's pad token and truncated to keep <|startoftext|> ... <|endoftext|>.
-The default vocabulary (engine/data/clip_vocab.json, clip_merges.txt) is OpenAI CLIP's BPE as
-shipped in open_clip (MIT license; see engine/data/LICENSE-clip-vocab.txt).
+The default vocabulary (src/lredit/data/clip_vocab.json, clip_merges.txt) is OpenAI CLIP's BPE as
+shipped in open_clip (MIT license; see src/lredit/data/LICENSE-clip-vocab.txt).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class ClipTokenizer:
 
     @classmethod
     def default(cls, **kwargs) -> "ClipTokenizer":
-        data = resources.files("lredit.engine") / "data"
+        data = resources.files("lredit") / "data"
         with resources.as_file(data / "clip_vocab.json") as vocab, resources.as_file(data / "clip_merges.txt") as merges:
             return cls(vocab, merges, **kwargs)
 

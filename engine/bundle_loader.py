@@ -1,0 +1,101 @@
+"""Loading a bundle's non-graph parts for any backend: file checks, assets (tokenizers,
+projection, scheduler tables), the config the graphs were exported for, and the pipeline that
+holds a bundle's geometry fixed. The sessions come from ort_runtime or trt_runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from lredit import bundle as layout
+from lredit.config import EditConfig
+from lredit.errors import BundleError, InputError
+from lredit.graphs import PIPELINE_GRAPHS
+from lredit.manifest import Manifest
+from lredit.tokenizer import ClipTokenizer
+
+from .pipeline import EditPipeline, EditResult, PipelineAssets
+from .schedulers import make_scheduler
+
+
+def verify_files(manifest: Manifest, files: Mapping[str, str]) -> None:
+    """Every file exists inside the bundle with its recorded sha256, or a BundleError."""
+    bundle = manifest.bundle
+    for rel, digest in files.items():
+        path = manifest.path(rel)
+        if not path.is_file():
+            raise BundleError(f"bundle file missing: {path}; re-run lr-export --out {bundle}")
+        if layout.sha256_file(path) != digest:
+            raise BundleError(f"bundle file corrupt (sha256 mismatch): {path}; re-run lr-export --out {bundle}")
+
+
+def require_graphs(manifest: Manifest) -> None:
+    missing = [g for g in PIPELINE_GRAPHS if g not in manifest.graphs]
+    if missing:
+        raise BundleError(f"bundle {manifest.bundle} lacks the graphs {missing}; export them with "
+                          f"lr-export --graphs {' '.join(missing)}")
+
+
+def bundle_assets(manifest: Manifest, roi_pool, verify: bool = True) -> PipelineAssets:
+    """Everything but the graphs, from the bundle: tokenizers, projection, scheduler tables."""
+    if verify:
+        verify_files(manifest, manifest.assets)
+    pipe, sched = manifest.pipeline, manifest.scheduler
+    with np.load(manifest.path(layout.PROJECTION)) as proj:
+        weight, bias = proj["weight"], proj["bias"]
+    return PipelineAssets(
+        clip_tokenizer=ClipTokenizer.from_folder(manifest.path(layout.TOKENIZERS["clip"])),
+        sd_tokenizer=ClipTokenizer.from_folder(manifest.path(layout.TOKENIZERS["sd"])),
+        projection_weight=weight,
+        projection_bias=bias,
+        make_scheduler=lambda name: make_scheduler(name, dict(sched.config), sched.alphas_cumprod),
+        random_weights=manifest.models.random_weights,
+        sources=dict(manifest.models.families),
+        latent_channels=pipe.latent_channels,
+        vae_scale_factor=pipe.vae_scale_factor,
+        clip_image_size=pipe.clip_image_size,
+        roi_pool=roi_pool,
+    )
+
+
+def bundle_config(manifest: Manifest, config: EditConfig | None = None) -> EditConfig:
+    """`config` with the graph geometry the bundle was exported for."""
+    pipe = manifest.pipeline
+    return (config or EditConfig()).replace(
+        working_size=pipe.working_size,
+        dino_size=pipe.dino_size,
+        half_sizes=pipe.half_sizes,
+        roi_size=pipe.roi_size,
+        proj_channels=pipe.proj_channels,
+    )
+
+
+BUNDLE_GEOMETRY = ("working_size", "dino_size", "half_sizes", "roi_size", "proj_channels")
+
+
+def check_bundle_geometry(bundle_cfg: EditConfig, requested: dict) -> None:
+    """A requested setting the bundle's graphs were not exported for is an error, never ignored."""
+    for name in BUNDLE_GEOMETRY:
+        if name in requested and requested[name] != getattr(bundle_cfg, name):
+            raise InputError(
+                f"{name}={requested[name]!r}: this bundle was exported for {name}={getattr(bundle_cfg, name)!r}; "
+                f"re-export with lr-export (e.g. --working-size) or use --backend torch without --bundle"
+            )
+
+
+class BundlePipeline(EditPipeline):
+    """An EditPipeline whose graph geometry is fixed by the bundle it was exported as."""
+
+    def __init__(self, sessions, assets, config, manifest: Manifest):
+        super().__init__(sessions, assets, config)
+        self.manifest = manifest
+
+    def edit(self, image, prompt, source_caption=None, *, on_step=None, **overrides) -> EditResult:
+        check_bundle_geometry(self.config, overrides)
+        limit = self.manifest.pipeline.max_candidates
+        anchors = overrides.get("anchors", self.config.anchors)
+        if anchors > limit:
+            raise InputError(f"anchors={anchors}: this bundle's graphs take at most {limit} candidates")
+        return super().edit(image, prompt, source_caption, on_step=on_step, **overrides)

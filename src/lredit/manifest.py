@@ -1,0 +1,252 @@
+"""The bundle manifest, parsed once into frozen dataclasses.
+
+Readers (the ONNX Runtime and TensorRT loaders, the editor, lr-bench) get a `Manifest` from
+`read_manifest(bundle)` and use attributes; nothing else indexes the JSON. Parsing checks the
+format version, that the export completed, and that every file the manifest names (graph files,
+external weights, ONNX Runtime variants, TensorRT engines, assets) lies inside the bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from . import bundle as layout
+from .config import Precision
+from .errors import BundleError
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One graph input or output: shape with axis symbols, and at the profile's opt point."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+    opt_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """A TensorRT engine of one graph and what it was built with."""
+
+    file: str
+    sha256: str
+    tensorrt: str
+    sm: str
+    onnx_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class GraphEntry:
+    name: str
+    file: str
+    """The standard ONNX graph (what TensorRT builds from)."""
+    files: Mapping[str, str]
+    """Every file of the graph (graph, external weights, variants) -> sha256."""
+    precision: Precision
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    profile: Mapping[str, Mapping[str, tuple[int, ...]]]
+    """TensorRT min/opt/max shape per input."""
+    ort_file: str | None = None
+    """The ONNX Runtime variant (attention fused), same inputs and outputs, where export wrote one."""
+    engine: EngineInfo | None = None
+    opset: int | None = None
+    source_key: str | None = None
+
+    @property
+    def ort_graph(self) -> str:
+        """The file ONNX Runtime loads: the fused variant where there is one."""
+        return self.ort_file or self.file
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.inputs)
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    """The geometry the graphs were exported for, and the model facts the runtime needs."""
+
+    dino_size: int
+    working_size: int
+    half_sizes: tuple[int, ...]
+    roi_size: int
+    proj_channels: int
+    latent_channels: int
+    vae_scale_factor: int
+    clip_image_size: int
+    max_candidates: int = 16
+    dino_patch: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelsInfo:
+    source: str
+    """What lr-export --models was: a preset name or a models folder."""
+    families: Mapping[str, str] = field(default_factory=dict)
+    random_weights: bool = False
+
+
+@dataclass(frozen=True)
+class SchedulerInfo:
+    config: Mapping[str, Any]
+    """The model's scheduler config (diffusers' scheduler_config.json)."""
+    alphas_cumprod: tuple[float, ...]
+    tables: Mapping[str, Any] = field(default_factory=dict)
+    """diffusers' timesteps (and sigmas) per variant and step count, for checks."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    bundle: Path
+    format_version: int
+    complete: bool
+    precision: Precision
+    models: ModelsInfo
+    graphs: Mapping[str, GraphEntry]
+    assets: Mapping[str, str]
+    """Tokenizer files and the projection -> sha256."""
+    pipeline: PipelineInfo
+    scheduler: SchedulerInfo
+    lredit_version: str = ""
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+    def path(self, rel: str) -> Path:
+        """A file of this bundle (paths were checked to stay inside it when parsing)."""
+        return layout.confined(self.bundle, rel)
+
+    def rebuild_command(self) -> str:
+        return f"lr-export --models {self.models.source} --precision {self.precision.value} --out {self.bundle} --trt"
+
+
+def read_manifest(bundle: Path, *, require_complete: bool = True) -> Manifest:
+    """Read and parse `bundle/manifest.json`; any problem is one BundleError saying what to do."""
+    bundle = Path(bundle)
+    path = bundle / layout.MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{bundle} is not an lredit bundle (no {layout.MANIFEST}); create one with lr-export --out {bundle}")
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise BundleError(f"{path} is not valid JSON ({exc}); re-run lr-export --out {bundle}") from None
+    manifest = parse_manifest(data, bundle)
+    if require_complete and not manifest.complete:
+        raise BundleError(f"bundle {bundle} is incomplete (an export was interrupted or failed parity): "
+                          f"re-run lr-export --out {bundle}")
+    return manifest
+
+
+def parse_manifest(data: Any, bundle: Path) -> Manifest:
+    """The typed manifest of `data` (the JSON), its file paths confined to `bundle`."""
+    bundle = Path(bundle)
+    if not isinstance(data, dict):
+        raise BundleError(f"{bundle}/{layout.MANIFEST} holds a {type(data).__name__}, not a manifest")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > layout.FORMAT_VERSION:
+        raise BundleError(
+            f"bundle {bundle} has format version {version}; this lredit reads up to {layout.FORMAT_VERSION}: "
+            "upgrade lredit or re-export the bundle with this version"
+        )
+    try:
+        manifest = Manifest(
+            bundle=bundle,
+            format_version=version,
+            complete=bool(data.get("complete")),
+            precision=Precision(data.get("precision", "fp32")),
+            models=_models(data["models"]),
+            graphs=_frozen({name: _graph(name, entry) for name, entry in data["graphs"].items()}),
+            assets=_frozen(dict(data.get("assets", {}))),
+            pipeline=_pipeline(data["pipeline"]),
+            scheduler=_scheduler(data["scheduler"]),
+            lredit_version=str(data.get("lredit_version", "")),
+            versions=_frozen(dict(data.get("versions", {}))),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"bundle {bundle}: malformed manifest ({type(exc).__name__}: {exc}); "
+                          f"re-run lr-export --out {bundle}") from None
+    for rel in _named_files(manifest):
+        layout.confined(bundle, rel)
+    return manifest
+
+
+def _named_files(manifest: Manifest) -> list[str]:
+    names = list(manifest.assets)
+    for entry in manifest.graphs.values():
+        names += [entry.file, *entry.files]
+        if entry.ort_file:
+            names.append(entry.ort_file)
+        if entry.engine:
+            names.append(entry.engine.file)
+    return names
+
+
+def _frozen(mapping: dict) -> Mapping:
+    return MappingProxyType(mapping)
+
+
+def _tensor(row: dict) -> TensorInfo:
+    return TensorInfo(
+        name=str(row["name"]),
+        dtype=str(row.get("dtype", "float32")),
+        shape=tuple(row["shape"]),
+        opt_shape=tuple(int(d) for d in row.get("opt_shape", ())),
+    )
+
+
+def _graph(name: str, entry: dict) -> GraphEntry:
+    engine = entry.get("engine")
+    return GraphEntry(
+        name=name,
+        file=str(entry["file"]),
+        files=_frozen({str(k): str(v) for k, v in entry["files"].items()}),
+        precision=Precision(entry.get("precision", "fp32")),
+        inputs=tuple(_tensor(t) for t in entry["inputs"]),
+        outputs=tuple(_tensor(t) for t in entry["outputs"]),
+        profile=_frozen({k: _frozen({p: tuple(v) for p, v in shapes.items()}) for k, shapes in entry.get("profile", {}).items()}),
+        ort_file=entry.get("ort_file"),
+        engine=EngineInfo(
+            file=str(engine["file"]),
+            sha256=str(engine["sha256"]),
+            tensorrt=str(engine["tensorrt"]),
+            sm=str(engine["sm"]),
+            onnx_sha256=engine.get("onnx_sha256"),
+        ) if engine else None,
+        opset=entry.get("opset"),
+        source_key=entry.get("source_key"),
+    )
+
+
+def _pipeline(pipe: dict) -> PipelineInfo:
+    return PipelineInfo(
+        dino_size=int(pipe["dino_size"]),
+        working_size=int(pipe["working_size"]),
+        half_sizes=tuple(int(s) for s in pipe["half_sizes"]),
+        roi_size=int(pipe["roi_size"]),
+        proj_channels=int(pipe["proj_channels"]),
+        latent_channels=int(pipe["latent_channels"]),
+        vae_scale_factor=int(pipe["vae_scale_factor"]),
+        clip_image_size=int(pipe["clip_image_size"]),
+        max_candidates=int(pipe.get("max_candidates", 16)),
+        dino_patch=pipe.get("dino_patch"),
+    )
+
+
+def _models(models: dict) -> ModelsInfo:
+    return ModelsInfo(
+        source=str(models["source"]),
+        families=_frozen(dict(models.get("families", {}))),
+        random_weights=bool(models.get("random_weights")),
+    )
+
+
+def _scheduler(sched: dict) -> SchedulerInfo:
+    return SchedulerInfo(
+        config=_frozen(dict(sched["config"])),
+        alphas_cumprod=tuple(float(a) for a in sched["alphas_cumprod"]),
+        tables=_frozen(dict(sched.get("tables", {}))),
+    )
