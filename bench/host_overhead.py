@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lredit.kernels import roi_pool_ref
-
 from lredit.config import EditConfig
 from lredit.engine.bundle_loader import BundlePipeline, bundle_assets, bundle_config
 from lredit.engine.graph_io import record_edit, replay_sessions
+from lredit.kernels import roi_pool_ref
 from lredit.manifest import read_manifest
+
 from .timing import measure, summarize
 
 IMAGE = Path(__file__).resolve().parents[1] / "examples" / "table.png"

@@ -106,7 +106,7 @@ def test_example_cli_writes_the_python_edit(cpp_build, tiny_bundle, tmp_path):
     assert again.returncode == 2 and "already holds lredit outputs" in again.stderr
     bad = subprocess.run([str(cpp_build / "lredit_edit"), str(tmp_path / "nothing"), str(ROOT / "examples" / "table.png"), "x",
                           str(tmp_path / "o"), "--replay", str(dump)], capture_output=True, text=True)
-    assert bad.returncode == 2 and f"no manifest.json in {tmp_path / 'nothing'}" in bad.stderr
+    assert bad.returncode == 2 and f"{tmp_path / 'nothing'} is not an lredit bundle (no manifest.json)" in bad.stderr
 
 
 @pytest.fixture(scope="session")

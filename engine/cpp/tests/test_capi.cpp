@@ -52,7 +52,8 @@ void open_errors(const std::string& bundle) {
   lredit_editor* ed = reinterpret_cast<lredit_editor*>(0x1);
   lredit_runner table = dummy_table();
   CHECK(lredit_open("/nonexistent/bundle", &table, 1, &ed) == LREDIT_ERROR_BUNDLE && ed == nullptr);
-  CHECK_MSG(contains(lredit_last_error(), "no manifest.json in /nonexistent/bundle: create the bundle with lr-export"), lredit_last_error());
+  CHECK_MSG(contains(lredit_last_error(), "/nonexistent/bundle is not an lredit bundle (no manifest.json); create one with lr-export --out /nonexistent/bundle"),
+            lredit_last_error());
   CHECK(lredit_open(nullptr, &table, 1, &ed) == LREDIT_ERROR_INVALID_ARGUMENT && contains(lredit_last_error(), "bundle_dir is NULL"));
   CHECK(lredit_open(bundle.c_str(), nullptr, 1, &ed) == LREDIT_ERROR_INVALID_ARGUMENT && contains(lredit_last_error(), "runner is NULL"));
   CHECK(lredit_open(bundle.c_str(), &table, 1, nullptr) == LREDIT_ERROR_INVALID_ARGUMENT);
@@ -81,6 +82,24 @@ void open_errors(const std::string& bundle) {
   rewrite(newer / "manifest.json", "\"format_version\": 7", "\"format\": \"other\"");
   CHECK(lredit_open(newer.c_str(), &table, 1, &ed) == LREDIT_ERROR_BUNDLE && contains(lredit_last_error(), "has format version None"));
   fs::remove_all(newer);
+
+  const fs::path outside = copy_bundle(bundle, "outside");
+  rewrite(outside / "manifest.json", "\"rgn_projection.npz\": \"", "\"../../etc/passwd\": \"");
+  CHECK(lredit_open(outside.c_str(), &table, 0, &ed) == LREDIT_ERROR_BUNDLE);
+  CHECK_MSG(contains(lredit_last_error(), "the manifest names '../../etc/passwd', which is not a path inside the bundle; refusing to load it"),
+            lredit_last_error());
+  fs::remove_all(outside);
+  const fs::path linked = copy_bundle(bundle, "linked");
+  fs::remove(linked / "rgn_projection.npz");
+  fs::create_symlink("/etc/hostname", linked / "rgn_projection.npz");
+  CHECK(lredit_open(linked.c_str(), &table, 0, &ed) == LREDIT_ERROR_BUNDLE);
+  CHECK_MSG(contains(lredit_last_error(), "'rgn_projection.npz' resolves to /etc/hostname, outside the bundle (a symlink?)"), lredit_last_error());
+  fs::remove_all(linked);
+  const fs::path malformed = copy_bundle(bundle, "malformed");
+  rewrite(malformed / "manifest.json", "\"pipeline\":", "\"pipe\":");
+  CHECK(lredit_open(malformed.c_str(), &table, 0, &ed) == LREDIT_ERROR_BUNDLE);
+  CHECK_MSG(contains(lredit_last_error(), "malformed manifest ("), lredit_last_error());
+  fs::remove_all(malformed);
 
   const fs::path incomplete = copy_bundle(bundle, "incomplete");
   rewrite(incomplete / "manifest.json", "\"complete\": true", "\"complete\": false");
