@@ -1,6 +1,7 @@
 // A few assertion helpers for the ctest executables (no test framework: each test is a main).
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
