@@ -162,21 +162,24 @@ Tensor pool_proposals(const Tensor& tokens, int rows, int cols, const std::vecto
       const int64_t gw = spec.sampling_ratio > 0 ? spec.sampling_ratio : static_cast<int64_t>(std::ceil(roi_w / l));
       const double count = static_cast<double>(std::max<int64_t>(gh * gw, 1));
       const std::vector<double> ay = axis_weights(y1, roi_h, l, gh, rows), ax = axis_weights(x1, roi_w, l, gw, cols);
+      int xlo = cols, xhi = -1;  // the columns with a non-zero weight in any bin
+      for (size_t i = 0; i < ax.size(); ++i)
+        if (ax[i] != 0.0) xlo = std::min(xlo, static_cast<int>(i % cols)), xhi = std::max(xhi, static_cast<int>(i % cols));
       // RGN input position: anchor layout -> [k, m*c + ch]; authors' -> flat (m, k) reshaped.
       const int64_t flat = spec.anchor_layout ? k * m_count + m : m * k_count + k;
       for (int64_t ch = 0; ch < c; ++ch) {
         const double* f = &map[ch * hw];
         float* dst = &out.f32[static_cast<size_t>((flat * c + ch) * l * l)];
         for (int p = 0; p < l; ++p) {
-          std::vector<double> row(cols, 0.0);  // Ay[p] @ F
+          std::vector<double> row(cols, 0.0);  // Ay[p] @ F, over the columns Ax can weigh
           for (int y = 0; y < rows; ++y) {
             const double wy = ay[static_cast<size_t>(p) * rows + y];
             if (wy != 0.0)
-              for (int x = 0; x < cols; ++x) row[x] += wy * f[y * cols + x];
+              for (int x = xlo; x <= xhi; ++x) row[x] += wy * f[y * cols + x];
           }
           for (int q = 0; q < l; ++q) {
             double acc = 0.0;
-            for (int x = 0; x < cols; ++x) acc += row[x] * ax[static_cast<size_t>(q) * cols + x];
+            for (int x = xlo; x <= xhi; ++x) acc += row[x] * ax[static_cast<size_t>(q) * cols + x];
             dst[p * l + q] = static_cast<float>(acc / count);
           }
         }

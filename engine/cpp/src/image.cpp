@@ -92,73 +92,63 @@ uint8_t clip8(int32_t in) {
   return static_cast<uint8_t>(in >> kPrecisionBits);
 }
 
-// Integer sums are exact, so these loops (rows at a time, vectorisable) give Pillow's bytes.
-void horizontal_rows_any(const Image& in, Image& out, int y0, const Coefficients& c) {
-  const int ch = in.channels;
-  for (int y = 0; y < out.height; ++y) {
+// One output line: dst[i] = clip8(half + sum_j k[j] * src[(first + j) * stride + i]) for i < len.
+// Integer sums are exact, so any order gives Pillow's bytes; AVX2 where the CPU has it.
+__attribute__((target_clones("avx2", "default")))
+void accumulate_line(const uint8_t* src, size_t stride, int first, int count, const int32_t* k, size_t len, int32_t* acc,
+                     uint8_t* dst) {
+  std::fill(acc, acc + len, 1 << (kPrecisionBits - 1));
+  for (int j = 0; j < count; ++j) {
+    const uint8_t* line = src + static_cast<size_t>(first + j) * stride;
+    const int32_t w = k[j];
+    for (size_t i = 0; i < len; ++i) acc[i] += line[i] * w;
+  }
+  for (size_t i = 0; i < len; ++i) dst[i] = clip8(acc[i]);
+}
+
+// Rows [y0, y0 + rows) of `in` with columns and rows swapped: [width][rows][channels].
+template <size_t CH>
+void transpose_into(const Image& in, int y0, int rows, uint8_t* t) {
+  const size_t ch = CH ? CH : static_cast<size_t>(in.channels), line = static_cast<size_t>(rows) * ch;
+  for (int y = 0; y < rows; ++y) {
     const uint8_t* src = &in.pixels[static_cast<size_t>(y + y0) * in.width * ch];
-    uint8_t* dst = &out.pixels[static_cast<size_t>(y) * out.width * ch];
-    for (int xx = 0; xx < out.width; ++xx) {
-      const int xmin = c.bounds[xx * 2], xmax = c.bounds[xx * 2 + 1];
-      const int32_t* k = &c.k[static_cast<size_t>(xx) * c.ksize];
-      for (int j = 0; j < ch; ++j) {
-        int32_t acc = 1 << (kPrecisionBits - 1);
-        for (int x = 0; x < xmax; ++x) acc += src[(xmin + x) * ch + j] * k[x];
-        dst[xx * ch + j] = clip8(acc);
-      }
-    }
+    uint8_t* dst = t + y * ch;
+    for (int x = 0; x < in.width; ++x, src += ch, dst += line)
+      for (size_t c = 0; c < ch; ++c) dst[c] = src[c];
   }
 }
 
-// RGB, the common case: three accumulators in registers.
-void horizontal_rows_rgb(const Image& in, Image& out, int y0, const Coefficients& c) {
-  constexpr int32_t half = 1 << (kPrecisionBits - 1);
-  for (int y = 0; y < out.height; ++y) {
-    const uint8_t* src = &in.pixels[static_cast<size_t>(y + y0) * in.width * 3];
-    uint8_t* dst = &out.pixels[static_cast<size_t>(y) * out.width * 3];
-    for (int xx = 0; xx < out.width; ++xx) {
-      const int xmax = c.bounds[xx * 2 + 1];
-      const int32_t* k = &c.k[static_cast<size_t>(xx) * c.ksize];
-      const uint8_t* p = src + static_cast<size_t>(c.bounds[xx * 2]) * 3;
-      int32_t r = half, g = half, b = half;
-      for (int x = 0; x < xmax; ++x, p += 3) {
-        const int32_t w = k[x];
-        r += p[0] * w;
-        g += p[1] * w;
-        b += p[2] * w;
-      }
-      dst[xx * 3] = clip8(r);
-      dst[xx * 3 + 1] = clip8(g);
-      dst[xx * 3 + 2] = clip8(b);
-    }
-  }
+std::vector<uint8_t> transpose_rows(const Image& in, int y0, int rows) {
+  std::vector<uint8_t> t(static_cast<size_t>(in.width) * rows * in.channels);
+  if (in.channels == 3) transpose_into<3>(in, y0, rows, t.data());
+  else transpose_into<0>(in, y0, rows, t.data());
+  return t;
 }
 
+// Pillow's horizontal pass, computed on the transposed rows so that each output column is one
+// contiguous accumulate_line, then transposed back.
 Image resample_horizontal(const Image& in, int out_w, int y0, int rows, const Coefficients& c) {
-  Image out{out_w, rows, in.channels, std::vector<uint8_t>(static_cast<size_t>(out_w) * rows * in.channels)};
-  if (in.channels == 3) horizontal_rows_rgb(in, out, y0, c);
-  else horizontal_rows_any(in, out, y0, c);
+  const size_t ch = static_cast<size_t>(in.channels), line = static_cast<size_t>(rows) * ch;
+  const std::vector<uint8_t> t = transpose_rows(in, y0, rows);
+  std::vector<uint8_t> cols(static_cast<size_t>(out_w) * line);
+  std::vector<int32_t> acc(line);
+  for (int xx = 0; xx < out_w; ++xx)
+    accumulate_line(t.data(), line, c.bounds[xx * 2], c.bounds[xx * 2 + 1], &c.k[static_cast<size_t>(xx) * c.ksize], line, acc.data(),
+                    &cols[xx * line]);
+  Image swapped{rows, out_w, in.channels, std::move(cols)};  // [out_w][rows]: transpose it back
+  Image out{out_w, rows, in.channels, std::vector<uint8_t>(static_cast<size_t>(out_w) * line)};
+  if (ch == 3) transpose_into<3>(swapped, 0, out_w, out.pixels.data());
+  else transpose_into<0>(swapped, 0, out_w, out.pixels.data());
   return out;
 }
 
-// AVX2 where the CPU has it (8 int32 lanes); the same integer sums either way.
-__attribute__((target_clones("avx2", "default")))
 Image resample_vertical(const Image& in, int out_h, const Coefficients& c, int shift) {
   const size_t row = static_cast<size_t>(in.width) * in.channels;
   Image out{in.width, out_h, in.channels, std::vector<uint8_t>(row * out_h)};
   std::vector<int32_t> acc(row);
-  for (int yy = 0; yy < out_h; ++yy) {
-    const int ymin = c.bounds[yy * 2] - shift, ymax = c.bounds[yy * 2 + 1];
-    const int32_t* k = &c.k[static_cast<size_t>(yy) * c.ksize];
-    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
-    for (int y = 0; y < ymax; ++y) {
-      const uint8_t* src = &in.pixels[static_cast<size_t>(y + ymin) * row];
-      const int32_t w = k[y];
-      for (size_t i = 0; i < row; ++i) acc[i] += src[i] * w;
-    }
-    uint8_t* dst = &out.pixels[static_cast<size_t>(yy) * row];
-    for (size_t i = 0; i < row; ++i) dst[i] = clip8(acc[i]);
-  }
+  for (int yy = 0; yy < out_h; ++yy)
+    accumulate_line(in.pixels.data(), row, c.bounds[yy * 2] - shift, c.bounds[yy * 2 + 1], &c.k[static_cast<size_t>(yy) * c.ksize], row,
+                    acc.data(), &out.pixels[static_cast<size_t>(yy) * row]);
   return out;
 }
 
