@@ -1,5 +1,6 @@
 #include "pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -100,6 +101,7 @@ void validate(const EditConfig& cfg, const std::string& prompt, const Geometry& 
   need(cfg.guidance >= 0.0f && cfg.guidance <= 100.0f, "guidance=" + std::to_string(cfg.guidance) + " (expected a number in 0..100)");
   need(cfg.prompt_template.find("{prompt}") != std::string::npos,
        "prompt_template='" + cfg.prompt_template + "' (expected a string containing '{prompt}')");
+  need(cfg.max_window >= 0, "max_window=" + std::to_string(cfg.max_window) + " (expected an integer >= 0)");
   need(cfg.rank_top_t2i >= 0, "rank_top_t2i=" + std::to_string(cfg.rank_top_t2i) + " (expected >= 0)");
   if (!problems.empty()) {
     std::string msg = "invalid edit config: ";
@@ -143,8 +145,7 @@ EditResult Pipeline::edit(const Image& img, const std::string& prompt, const Edi
 
   // 2 anchors
   const std::vector<float> saliency(dino["saliency"].f32.begin(), dino["saliency"].f32.begin() + patches);
-  const int margin = *std::max_element(g.half_sizes.begin(), g.half_sizes.end()) + 1;
-  r.anchors = select_anchors(cumulative_saliency(saliency), side, side, cfg.anchors, cfg.distinct_anchors, margin);
+  r.anchors = select_anchors(cumulative_saliency(saliency), side, side, cfg.anchors, cfg.distinct_anchors, cfg.max_window);
   lap("anchors");
 
   // 3 proposals + ROI pool

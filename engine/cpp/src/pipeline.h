@@ -28,6 +28,7 @@ struct EditConfig {
   bool paste_back = false;
   RegionMode region_mode = RegionMode::rgn;
   bool distinct_anchors = true;
+  int max_window = 15;
   bool fix_anchor_axes = true;
   bool fix_roi_scale = true;
   bool fix_rgn_layout = true;

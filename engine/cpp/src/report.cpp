@@ -39,6 +39,7 @@ ojson config_report(const EditConfig& c, const Geometry& g) {
                {"fix_roi_scale", c.fix_roi_scale},
                {"fix_rgn_layout", c.fix_rgn_layout},
                {"distinct_anchors", c.distinct_anchors},
+               {"max_window", c.max_window},
                {"dino_imagenet_norm", c.dino_imagenet_norm}};
 }
 

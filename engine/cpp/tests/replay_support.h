@@ -18,6 +18,8 @@ inline Image recorded_image(const std::string& dump, const nlohmann::ordered_jso
 
 inline EditConfig recorded_config(const nlohmann::ordered_json& index) {
   const auto& c = index.at("config");
+  if (!c.value("inpaint_original", true) || c.value("rgn_sampling", std::string("argmax")) != "argmax")
+    throw std::runtime_error("the recorded edit uses inpaint_original=False or Gumbel sampling, which the C++ host does not have");
   EditConfig cfg;
   cfg.anchors = c.at("anchors").get<int>();
   cfg.steps = c.at("steps").get<int>();
@@ -26,6 +28,7 @@ inline EditConfig recorded_config(const nlohmann::ordered_json& index) {
   cfg.seed = c.at("seed").get<uint64_t>();
   cfg.paste_back = c.at("paste_back").get<bool>();
   cfg.distinct_anchors = c.at("distinct_anchors").get<bool>();
+  cfg.max_window = c.value("max_window", 15);
   cfg.fix_anchor_axes = c.at("fix_anchor_axes").get<bool>();
   cfg.fix_roi_scale = c.at("fix_roi_scale").get<bool>();
   cfg.fix_rgn_layout = c.at("fix_rgn_layout").get<bool>();
@@ -90,6 +93,8 @@ inline lredit_options recorded_options(const nlohmann::ordered_json& index) {
   o.guidance = c.guidance;
   o.seed = c.seed;
   o.paste_back = c.paste_back;
+  o.distinct_anchors = c.distinct_anchors;
+  o.max_window = c.max_window;
   const char* names[] = {"model", "pndm", "ddim", "euler", "dpmpp_2m"};
   for (int i = 0; i < 5; ++i)
     if (c.scheduler == names[i]) o.scheduler = static_cast<lredit_scheduler>(i);

@@ -20,6 +20,10 @@ CASES = {
     "replay_ddim_paste": dict(anchors=3, steps=3, seed=2, scheduler="ddim", paste_back=True),
     "replay_euler_noguide": dict(anchors=3, steps=3, seed=3, scheduler="euler", guidance=1.0),
     "replay_dpmpp": dict(anchors=3, steps=4, seed=4, scheduler="dpmpp_2m"),
+    # The authors' anchor choice, axes, ROI scale, RGN layout and un-normalised DINO input (the C++
+    # host has these switches; it inpaints the original image and takes the RGN's argmax).
+    "replay_authors_switches": dict(anchors=3, steps=3, seed=5, distinct_anchors=False, fix_anchor_axes=False,
+                                    fix_roi_scale=False, fix_rgn_layout=False, dino_imagenet_norm=False),
 }
 
 
