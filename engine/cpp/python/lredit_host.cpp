@@ -145,4 +145,6 @@ NB_MODULE(lredit_host, m) {
            nb::arg("guidance") = 7.5f, nb::arg("scheduler") = "model", nb::arg("seed") = 0, nb::arg("paste_back") = false,
            nb::arg("tokenize") = nb::none(), nb::arg("noise") = nb::none());
   m.def("version", [] { return std::string(lredit_version()); });
+  m.def("has_text", [] { return bridge::has_noise() && bridge::has_tokenizer(); },
+        "Whether this build tokenizes and draws the initial noise in C++ (branch cpp-text's pieces).");
 }
