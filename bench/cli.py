@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lredit.atomic import write_bytes_atomic
 from lredit.cli import run_cli
-from lredit.config import Backend, Precision
+from lredit.config import SCHEDULERS, Backend, Precision
 
 from .config import BACKEND_NAMES, BenchConfig, engine_backend_name
 
@@ -40,12 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_argument_group("what to measure")
     what.add_argument("--backends", default="authors,engine-torch,engine-ort",
                       help=f"comma list of {','.join(BACKEND_NAMES)} (or torch, ort, trt)")
-    what.add_argument("--anchors", type=_ints, default=(9,), help="K values to sweep, e.g. 1,4,9,16")
+    what.add_argument("--anchors", type=_ints, default=BenchConfig.anchors, help="K values to sweep, e.g. 1,4,9,16")
     what.add_argument("--steps", type=_ints, default=(25,), help="step counts to sweep, e.g. 10,25,50")
     what.add_argument("--runs", type=int, default=5, help="timed runs per point (default 5)")
     what.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs (default 1)")
-    what.add_argument("--working-size", type=int, default=512)
-    what.add_argument("--scheduler", default="model")
+    what.add_argument("--working-size", type=int, default=BenchConfig.working_size)
+    what.add_argument("--scheduler", default=BenchConfig.scheduler, choices=SCHEDULERS)
     what.add_argument("--precision", choices=[p.value for p in Precision], default=Precision.FP32.value,
                       help="torch backends on CUDA (the authors ran fp16); bundles fix their own")
     what.add_argument("--device", default="cpu", help="cpu or cuda[:N]")

@@ -21,6 +21,8 @@ def engine_backend(name: str) -> Backend | None:
     return Backend(name.removeprefix("engine-")) if name.startswith("engine-") else None
 
 
+_EDIT = EditConfig()  # the bench's defaults are the edit's
+
 BACKEND_NAMES = (AUTHORS, *(engine_backend_name(b) for b in Backend))
 BUNDLE_BACKENDS = (engine_backend_name(Backend.ORT), engine_backend_name(Backend.TRT))
 """The backends that run an exported bundle."""
@@ -38,7 +40,7 @@ class BenchConfig:
     """An lr-export bundle for engine-ort / engine-trt; without one, lr-bench exports `models`
     into `workdir` (once: export is idempotent)."""
     backends: tuple[str, ...] = ("authors", "engine-torch", "engine-ort")
-    anchors: tuple[int, ...] = (9,)
+    anchors: tuple[int, ...] = (_EDIT.anchors,)
     """K values to sweep: cost grows with K (the UNet batch is 2K with guidance)."""
     steps: tuple[int, ...] = (25,)
     """Denoising step counts to sweep: the UNet runs once per step."""
@@ -46,9 +48,9 @@ class BenchConfig:
     """Timed runs per (backend, K, steps); percentiles over these."""
     warmup: int = 1
     """Untimed first runs (allocation, autotuning, caches), reported apart."""
-    working_size: int = 512
-    scheduler: str = "model"
-    precision: str = "fp32"
+    working_size: int = _EDIT.working_size
+    scheduler: str = _EDIT.scheduler
+    precision: str = Precision.FP32.value
     """fp16 applies to torch backends on CUDA (authors' setting); the bundle fixes its own."""
     device: str = "cpu"
     """Torch device for authors / engine-torch; 'cuda' also puts ORT on its CUDA provider."""
@@ -57,7 +59,7 @@ class BenchConfig:
     image: Path | None = None
     """Input image; default: a synthetic 320x320 image."""
     prompt: str = "a bowl of strawberries"
-    seed: int = 0
+    seed: int = _EDIT.seed
     workdir: Path = field(default_factory=default_workdir)
     peers: tuple[Path, ...] = ()
     """JSON records written by peer scripts (bench/peer_optimum.sh) to set in the table."""

@@ -14,6 +14,7 @@ from lredit.config import EditConfig
 from lredit.errors import BundleError, InputError
 from lredit.graphs import PIPELINE_GRAPHS
 from lredit.manifest import Manifest
+from lredit.rgn_checkpoint import RgnParams, load_rgn
 from lredit.tokenizer import ClipTokenizer
 
 from .pipeline import EditPipeline, EditResult, PipelineAssets
@@ -39,7 +40,7 @@ def require_graphs(manifest: Manifest) -> None:
 
 
 def bundle_assets(manifest: Manifest, roi_pool, verify: bool = True) -> PipelineAssets:
-    """Everything but the graphs, from the bundle: tokenizers, projection, scheduler tables."""
+    """Everything but the graphs, from the bundle: tokenizers, projection, RGN weights, scheduler tables."""
     if verify:
         verify_files(manifest, manifest.assets)
     pipe, sched = manifest.pipeline, manifest.scheduler
@@ -57,7 +58,15 @@ def bundle_assets(manifest: Manifest, roi_pool, verify: bool = True) -> Pipeline
         vae_scale_factor=pipe.vae_scale_factor,
         clip_image_size=pipe.clip_image_size,
         roi_pool=roi_pool,
+        rgn=_bundle_rgn(manifest, (weight, bias)),
     )
+
+
+def _bundle_rgn(manifest: Manifest, projection) -> RgnParams | None:
+    """The bundle's RGN weights in numpy (bundles exported before rgn.safetensors have none)."""
+    if layout.RGN_WEIGHTS not in manifest.assets:
+        return None
+    return load_rgn(manifest.path(layout.RGN_WEIGHTS), projection).params
 
 
 def bundle_config(manifest: Manifest, config: EditConfig | None = None) -> EditConfig:

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--dino", type=Path, help="DINO ViT folder (transformers layout), overrides <models>/dino")
     src.add_argument("--clip", type=Path, help="CLIP folder (transformers layout), overrides <models>/clip")
     src.add_argument("--sd", type=Path, help="SD inpainting folder (diffusers layout), overrides <models>/sd")
-    src.add_argument("--rgn", type=Path, help="RGN checkpoint in the authors' format (anchor_net.* keys)")
+    src.add_argument("--rgn", type=Path, help="RGN checkpoint: safetensors or the authors' .pt (anchor_net.* head, conv.* projection)")
     run = p.add_argument_group("runtime")
     run.add_argument("--bundle", type=Path, help="an lr-export bundle (needed for --backend ort)")
     run.add_argument("--backend", choices=[b.value for b in Backend], help="default: ort with --bundle, else torch")
@@ -133,6 +133,10 @@ def run(options: RunOptions, config: EditConfig) -> Path:
         # --device cuda puts ONNX Runtime on its CUDA provider (IO binding with CuPy).
         providers = ort_providers(options.device)
         pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config).pipeline
+        if options.rgn is not None:  # the checkpoint runs on the numpy RGN, with its own projection
+            from .rgn_runtime import use_rgn_checkpoint
+
+            use_rgn_checkpoint(pipeline, options.rgn)
         model_info = {"bundle": str(options.bundle), "families": pipeline.assets.sources,
                       "random_weights": pipeline.assets.random_weights}
         config = pipeline.config

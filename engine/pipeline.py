@@ -17,6 +17,7 @@ from lredit.config import EditConfig
 from lredit.errors import InputError, NumericalError
 from lredit.kernels import roi_pool_ref
 from lredit.kernels.geometry import box_masks, cells_to_pixels
+from lredit.rgn_checkpoint import RgnParams
 from lredit.tokenizer import ClipTokenizer
 
 from . import anchors as anchor_ops
@@ -47,6 +48,11 @@ class PipelineAssets:
     roi_pool: Callable = roi_pool_ref.roi_pool_anchors
     """(tokens, grid, anchors, half_sizes, weight, bias, PoolSpec) -> (pooled, boxes): the
     numpy reference, or kernels.loader.CudaRoiPool on GPU."""
+    rgn: RgnParams | None = None
+    """The RGN's weights in numpy (head + projection) where known: what mode `learn` starts from."""
+    notes: tuple[str, ...] = ()
+    """Warnings about the models themselves (e.g. a head-only RGN checkpoint), repeated in every
+    edit's warnings."""
 
 
 @dataclass
@@ -93,7 +99,7 @@ class EditPipeline:
         **overrides,
     ) -> EditResult:
         cfg = self.config.replace(**overrides) if overrides else self.config
-        timer, warnings = StageTimer(), []
+        timer, warnings = StageTimer(), list(self.assets.notes)
         with timer.stage("validate"):
             validate_prompt(prompt)
             img = image_ops.load_image(image)

@@ -26,11 +26,13 @@ from lredit.atomic import write_bytes_atomic, write_json_atomic
 from lredit.config import EditConfig, Precision
 from lredit.errors import ExportError
 from lredit.graphs import PIPELINE_GRAPHS
+from lredit.rgn_checkpoint import save_rgn
 from lredit.versions import versions
 
 from .models import ModelSources, load_models
 from .onnx_export import check_parity, export_onnx
 from .ort_fusion import ort_variant_name, write_ort_variant
+from .rgn import rgn_params
 from .scheduler_tables import scheduler_tables
 from .specs import SPECS, ExportSettings
 
@@ -181,13 +183,16 @@ def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_e
 
 
 def _write_assets(models, out: Path) -> dict[str, str]:
-    """Tokenizer files and the projection; returns {relative path: sha256}."""
+    """Tokenizer files, the projection and the RGN weights; returns {relative path: sha256}."""
     paths = [*models.clip_tokenizer.save(out / layout.TOKENIZERS["clip"]), *models.sd_tokenizer.save(out / layout.TOKENIZERS["sd"])]
     weight, bias = models.region_net.projection_arrays()
     buffer = io.BytesIO()
     np.savez(buffer, weight=weight, bias=bias)
     write_bytes_atomic(out / layout.PROJECTION, buffer.getvalue())
-    paths.append(out / layout.PROJECTION)
+    # The whole RGN (head + projection) under the authors' key names: the runtime's numpy RGN
+    # runs and learns from it without torch.
+    save_rgn(out / layout.RGN_WEIGHTS, rgn_params(models.region_net), {"source": str(models.sources.get("rgn", ""))})
+    paths += [out / layout.PROJECTION, out / layout.RGN_WEIGHTS]
     return {path.relative_to(out).as_posix(): layout.sha256_file(path) for path in paths}
 
 

@@ -93,6 +93,8 @@ class ModelSet:
     random_weights: bool
     sources: dict = field(default_factory=dict)
     """family -> where its weights came from, for reports and manifests."""
+    warnings: list = field(default_factory=list)
+    """Things the user should know about the loaded models (e.g. a head-only RGN checkpoint)."""
 
     @property
     def vae_scale_factor(self) -> int:
@@ -120,8 +122,9 @@ def load_models(sources: ModelSources, *, sizes: int, channels: int, roi_size: i
         models = _local_models(sources, sizes, channels, roi_size, proj_seed)
     rgn_path = sources.rgn or _default_rgn_checkpoint(sources.root)
     if rgn_path is not None:
-        load_rgn_checkpoint(models.region_net, rgn_path)
-        models.sources["rgn"] = str(rgn_path)
+        loaded = load_rgn_checkpoint(models.region_net, rgn_path)
+        models.sources["rgn"] = str(rgn_path)  # a head-only file says so in models.warnings
+        models.warnings.extend(loaded.warnings)
     for module in models.modules().values():
         module.eval().requires_grad_(False)
     return models

@@ -2,7 +2,8 @@
 
 Head layers as in the authors' code: Conv1x1(M*c -> 8), ReLU, Conv1x1(8 -> 4), ReLU, Flatten,
 Linear(4*l*l -> 4), ReLU, Linear(4 -> M), LogSoftmax. Its parameters carry the Sequential
-indices 0, 2, 5, 7, which is the layout `load_rgn_checkpoint` expects under `anchor_net.`.
+indices 0, 2, 5, 7, which is the layout `load_rgn_checkpoint` expects under `anchor_net.`; the
+projection is the authors' `conv`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lredit.errors import ModelSourceError
+from lredit.rgn_checkpoint import LoadedRgn, RgnParams, load_rgn
 
 
 class RegionNetwork(nn.Module):
@@ -61,40 +62,24 @@ class RegionNetwork(nn.Module):
         return np.ascontiguousarray(weight), np.ascontiguousarray(bias)
 
 
-def load_rgn_checkpoint(network: RegionNetwork, path: Path) -> None:
-    """Load the head from a checkpoint in the authors' format: keys `anchor_net.<i>.weight|bias`,
-    optionally under `module.` (DataParallel) and/or inside a `state_dict` entry."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelSourceError(f"RGN checkpoint not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+def load_rgn_checkpoint(network: RegionNetwork, path: Path) -> LoadedRgn:
+    """Load a checkpoint into `network`: the head (`anchor_net.*`) and, when the file has it, the
+    projection (`conv.*`), so a loaded head is never paired with another projection. Formats and
+    key rules: `lredit.rgn_checkpoint` (safetensors without torch; `.pt` with `module.`
+    prefix and/or a `state_dict` entry). A head-only file keeps the seeded projection; the
+    returned warnings say so."""
+    loaded = load_rgn(
+        Path(path), network.projection_arrays(), sizes=network.sizes, channels=network.channels, roi_size=network.roi_size
+    )
+    params = loaded.params
+    with torch.no_grad():
+        network.head.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in params.head.items()})
+        network.projection.weight.copy_(torch.from_numpy(params.projection_weight).reshape(network.projection.weight.shape))
+        network.projection.bias.copy_(torch.from_numpy(params.projection_bias))
+    return loaded
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file; all mean "unreadable"
-        raise ModelSourceError(f"cannot read RGN checkpoint {path}: {exc}") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ModelSourceError(f"RGN checkpoint {path} holds a {type(state).__name__}, not a state dict")
-    head = {}
-    for key, value in state.items():
-        name = key[len("module.") :] if key.startswith("module.") else key
-        if name.startswith("anchor_net."):
-            head[name[len("anchor_net.") :]] = value
-    if not head:
-        sample = ", ".join(list(state)[:5])
-        raise ModelSourceError(f"RGN checkpoint {path} has no 'anchor_net.*' keys (found: {sample} ...)")
-    expected = network.head.state_dict()
-    missing = sorted(set(expected) - set(head))
-    unexpected = sorted(set(head) - set(expected))
-    wrong = sorted(k for k in set(head) & set(expected) if tuple(head[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or wrong:
-        raise ModelSourceError(
-            f"RGN checkpoint {path} does not fit M={network.sizes}, c={network.channels}, "
-            f"l={network.roi_size}: missing {missing}, unexpected {unexpected}, wrong shape {wrong}"
-        )
-    network.head.load_state_dict(head)
+
+def rgn_params(network: RegionNetwork) -> RgnParams:
+    """The network's weights as numpy arrays (what the bundle's rgn.safetensors holds)."""
+    head = {k: v.detach().float().cpu().numpy() for k, v in network.head.state_dict().items()}
+    return RgnParams(head, *network.projection_arrays())

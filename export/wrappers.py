@@ -53,14 +53,25 @@ class ClipTextGraph(nn.Module):
 
 
 class ClipVisionGraph(nn.Module):
-    """pixels [B, 3, 224, 224] -> image_embeds [B, p] (projected, not normalised)."""
+    """pixels [B, 3, 224, 224] -> image_embeds [B, p] (projected, not normalised) and tokens
+    [B, 1+P, D]: the residual stream after all but the last encoder layer, [CLS] first, no
+    LayerNorm applied (the authors' `transformer_first_blocks_forward`: ln_pre, resblocks[:-1]),
+    which the structure loss compares. The same as transformers' `hidden_states[-2]`; the layers
+    are run one by one so the graph computes the last layer once, from these tokens."""
 
     def __init__(self, clip: nn.Module):
         super().__init__()
         self.vision_model, self.projection = clip.vision_model, clip.visual_projection
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.projection(self.vision_model(pixel_values=pixels).pooler_output)
+    def forward(self, pixels: torch.Tensor):
+        vision = self.vision_model
+        hidden = vision.pre_layrnorm(vision.embeddings(pixels))
+        *first, last = vision.encoder.layers
+        for layer in first:
+            hidden = layer(hidden, None)
+        tokens = hidden
+        pooled = vision.post_layernorm(last(hidden, None)[:, 0, :])
+        return self.projection(pooled), tokens
 
 
 class SdTextGraph(nn.Module):

@@ -12,6 +12,7 @@ from lredit.config import EditConfig
 from lredit.export import wrappers
 from lredit.export.diffusers_schedulers import diffusers_scheduler
 from lredit.export.models import ModelSet, ModelSources, load_models
+from lredit.export.rgn import rgn_params
 
 from ..pipeline import EditPipeline, PipelineAssets
 
@@ -72,7 +73,7 @@ def torch_sessions(models: ModelSet, config: EditConfig, device="cpu", dtype=tor
         # The RGN is tiny and its argmax decides boxes: it stays fp32 on every backend.
         "rgn": TorchSession(wrappers.RgnGraph(models.region_net), ["pooled"], ["log_probs"], device, fp32),
         "clip_text": TorchSession(wrappers.ClipTextGraph(models.clip), ["input_ids"], ["text_embeds"], device, dtype),
-        "clip_vision": TorchSession(wrappers.ClipVisionGraph(models.clip), ["pixels"], ["image_embeds"], device, dtype),
+        "clip_vision": TorchSession(wrappers.ClipVisionGraph(models.clip), ["pixels"], ["image_embeds", "tokens"], device, dtype),
         "sd_text": TorchSession(wrappers.SdTextGraph(models.sd_text_encoder), ["input_ids"], ["hidden_states"], device, dtype),
         "unet": TorchSession(
             wrappers.UnetGraph(models.unet), ["sample", "timestep", "encoder_hidden_states"], ["noise_pred"], device, dtype
@@ -97,6 +98,8 @@ def reference_pipeline(models: ModelSet, config: EditConfig | None = None, devic
         latent_channels=int(models.vae.config.latent_channels),
         vae_scale_factor=models.vae_scale_factor,
         clip_image_size=int(models.clip.config.vision_config.image_size),
+        rgn=rgn_params(models.region_net),
+        notes=tuple(models.warnings),
     )
     return EditPipeline(torch_sessions(models, config, device, dtype), assets, config)
 

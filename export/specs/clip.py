@@ -15,12 +15,18 @@ TEXT_SPEC = GraphSpec(
 VISION_SPEC = GraphSpec(
     name="clip_vision",
     inputs=(Tensor("pixels", ("batch", 3, "image", "image")),),
-    outputs=(Tensor("image_embeds", ("batch", "proj")),),
+    # tokens: penultimate-block residual stream, [CLS] + P patches (the structure loss's input).
+    outputs=(Tensor("image_embeds", ("batch", "proj")), Tensor("tokens", ("batch", "vision_tokens", "vision_dim"))),
     axes=(Axis("batch", 1, 10, 17),),
     wrap=lambda m, s: wrappers.ClipVisionGraph(m.clip),
-    static_sizes=lambda m, s: {"image": m.clip.config.vision_config.image_size, "proj": m.clip.config.projection_dim},
+    static_sizes=lambda m, s: {
+        "image": m.clip.config.vision_config.image_size,
+        "proj": m.clip.config.projection_dim,
+        "vision_tokens": 1 + (m.clip.config.vision_config.image_size // m.clip.config.vision_config.patch_size) ** 2,
+        "vision_dim": m.clip.config.vision_config.hidden_size,
+    },
     tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
-    notes="batch = K candidates + the source image",
+    notes="batch = K candidates + the source image; tokens = output of all but the last encoder layer (no LayerNorm)",
 )
 
 SD_TEXT_SPEC = GraphSpec(

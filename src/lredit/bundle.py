@@ -9,6 +9,7 @@ BUNDLE/
                          + <graph>.ort.onnx, the ONNX Runtime variant with attention fused)
   tokenizer/{clip,sd}/   vocab.json, merges.txt, special_tokens_map.json
   rgn_projection.npz     the seeded 1x1 projection (weight [c, d], bias [c])
+  rgn.safetensors        the RGN (anchor_net.* head + conv.* projection), for the numpy RGN
   trt/                   engines (named graph.precision.profile.trtX.smY.engine), timing.cache
 """
 
@@ -24,6 +25,7 @@ MANIFEST = "manifest.json"
 PARITY = "parity.json"
 FORMAT_VERSION = 1
 PROJECTION = "rgn_projection.npz"
+RGN_WEIGHTS = "rgn.safetensors"
 TIMING_CACHE = "trt/timing.cache"
 TOKENIZERS = {"clip": "tokenizer/clip", "sd": "tokenizer/sd"}
 

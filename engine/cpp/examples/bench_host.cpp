@@ -70,8 +70,6 @@ int main(int argc, char** argv) {
     const Image image = testing::recorded_image(argv[2], index);
     const EditConfig cfg = testing::recorded_config(index);
     const std::string prompt = index.at("prompt").get<std::string>();
-    const EditHooks hooks = replay->recorded_hooks();
-    const EditHooks* use = bridge::has_noise() && bridge::has_tokenizer() ? nullptr : &hooks;
     Pipeline pipeline(bundle, runner);
     std::vector<double> host_wall, host_cpu, graph_wall;
     std::map<std::string, std::vector<double>> stages;
@@ -80,7 +78,7 @@ int main(int argc, char** argv) {
       replay->rewind();
       runner->wall = runner->cpu = 0;
       const double w = wall_ms(), c = cpu_ms();
-      const EditResult r = pipeline.edit(image, prompt, cfg, use);
+      const EditResult r = pipeline.edit(image, prompt, cfg);
       const double total_wall = wall_ms() - w, total_cpu = cpu_ms() - c;
       chosen = r.chosen;
       if (i < warmup) continue;
@@ -94,7 +92,7 @@ int main(int argc, char** argv) {
                        {"anchors", cfg.anchors},
                        {"steps", cfg.steps},
                        {"chosen", chosen},
-                       {"tokenizer_and_noise", use ? "recorded (interim)" : "C++"},
+                       {"tokenizer_and_noise", "C++"},
                        {"host_wall_ms", summary(host_wall)},
                        {"host_cpu_ms", summary(host_cpu)},
                        {"graph_wall_ms", summary(graph_wall)}};

@@ -136,13 +136,7 @@ int main(int argc, char** argv) {
     auto bundle = std::make_shared<const Bundle>(open_bundle(a.bundle, true));
     auto runner = make_runner(a);
     Pipeline pipeline(bundle, runner);
-    std::unique_ptr<EditHooks> hooks;
-    if (!(bridge::has_noise() && bridge::has_tokenizer())) {
-      auto* replay = dynamic_cast<ReplayRunner*>(runner.get());
-      if (!replay) throw Error(Status::internal, "this build has no C++ tokenizer/noise yet (branch cpp-text): only --replay runs");
-      hooks = std::make_unique<EditHooks>(replay->recorded_hooks());
-    }
-    const EditResult r = pipeline.edit(image, a.prompt, a.config, hooks.get());
+    const EditResult r = pipeline.edit(image, a.prompt, a.config);
     if (bundle->random_weights)
       std::cerr << "lredit_edit: the bundle's models have random weights: the output is a pipeline check, not a meaningful edit\n";
     write_outputs(a, r, *bundle, "cpp/" + runner->name());

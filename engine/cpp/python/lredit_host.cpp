@@ -82,34 +82,15 @@ class PyEditor {
       : bundle_(std::make_shared<const Bundle>(open_bundle(bundle, verify))),
         pipeline_(bundle_, std::make_shared<PyRunner>(std::move(run))) {}
 
-  // tokenize(which, text) -> (ids, token_count, truncated) and noise(seed, anchor, size, count) ->
-  // float32 array: interim, until the C++ tokenizer and Philox noise (branch cpp-text) land.
   nb::dict edit(nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> image, const std::string& prompt, int anchors,
-                int steps, float guidance, const std::string& scheduler, uint64_t seed, bool paste_back, nb::object tokenize,
-                nb::object noise) {
+                int steps, float guidance, const std::string& scheduler, uint64_t seed, bool paste_back) {
     if (image.shape(2) != 3) throw Error(Status::invalid_argument, "image must be [H, W, 3] uint8");
     Image img{static_cast<int>(image.shape(1)), static_cast<int>(image.shape(0)), 3,
               std::vector<uint8_t>(image.data(), image.data() + image.size())};
     EditConfig cfg;
     cfg.anchors = anchors, cfg.steps = steps, cfg.guidance = guidance, cfg.scheduler = scheduler, cfg.seed = seed;
     cfg.paste_back = paste_back;
-    EditHooks hooks;
-    if (!tokenize.is_none())
-      hooks.tokenize = [tokenize](const std::string& which, const std::string& text) {
-        nb::gil_scoped_acquire gil;
-        nb::tuple r = nb::cast<nb::tuple>(tokenize(which, text));
-        bridge::Tokens t;
-        t.ids = nb::cast<std::vector<int64_t>>(r[0]);
-        t.token_count = nb::cast<int>(r[1]);
-        t.truncated = nb::cast<bool>(r[2]);
-        return t;
-      };
-    if (!noise.is_none())
-      hooks.noise = [noise](uint64_t s, int64_t anchor, int64_t size, size_t count) {
-        nb::gil_scoped_acquire gil;
-        return tensor_from_numpy("noise", noise(s, anchor, size, count)).f32;
-      };
-    const EditResult r = pipeline_.edit(img, prompt, cfg, (hooks.tokenize || hooks.noise) ? &hooks : nullptr);
+    const EditResult r = pipeline_.edit(img, prompt, cfg);
     nb::dict out;
     const int64_t k = static_cast<int64_t>(r.candidates.size()), s = r.source.width;
     std::vector<uint8_t> pixels;
@@ -142,9 +123,6 @@ NB_MODULE(lredit_host, m) {
   nb::class_<PyEditor>(m, "Editor")
       .def(nb::init<const std::string&, nb::callable, bool>(), nb::arg("bundle"), nb::arg("run"), nb::arg("verify") = true)
       .def("edit", &PyEditor::edit, nb::arg("image"), nb::arg("prompt"), nb::arg("anchors") = 9, nb::arg("steps") = 50,
-           nb::arg("guidance") = 7.5f, nb::arg("scheduler") = "model", nb::arg("seed") = 0, nb::arg("paste_back") = false,
-           nb::arg("tokenize") = nb::none(), nb::arg("noise") = nb::none());
+           nb::arg("guidance") = 7.5f, nb::arg("scheduler") = "model", nb::arg("seed") = 0, nb::arg("paste_back") = false);
   m.def("version", [] { return std::string(lredit_version()); });
-  m.def("has_text", [] { return bridge::has_noise() && bridge::has_tokenizer(); },
-        "Whether this build tokenizes and draws the initial noise in C++ (branch cpp-text's pieces).");
 }

@@ -41,7 +41,7 @@ struct Bundle {
   Tensor projection_weight;  // [c, d]
   Tensor projection_bias;    // [c]
   bool random_weights = false;
-  std::shared_ptr<const bridge::Tokenizer> clip_tokenizer;  // null until branch cpp-text lands
+  std::shared_ptr<const bridge::Tokenizer> clip_tokenizer;
   std::shared_ptr<const bridge::Tokenizer> sd_tokenizer;
 };
 

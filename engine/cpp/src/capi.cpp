@@ -149,7 +149,7 @@ lredit_status lredit_edit(lredit_editor* editor, const uint8_t* rgb, int32_t wid
     lredit::Image img{width, height, 3, std::vector<uint8_t>(static_cast<size_t>(width) * height * 3)};
     for (int32_t y = 0; y < height; ++y) std::memcpy(&img.pixels[static_cast<size_t>(y) * width * 3], rgb + y * stride, static_cast<size_t>(width) * 3);
     auto out = std::make_unique<lredit_result>();
-    out->result = editor->pipeline->edit(img, prompt, cfg, (editor->hooks.tokenize || editor->hooks.noise) ? &editor->hooks : nullptr);
+    out->result = editor->pipeline->edit(img, prompt, cfg);
     out->report = lredit::build_report(out->result, *editor->bundle, "<pixels>", "cpp/" + editor->runner->name()).dump(2) + "\n";
     *result = out.release();
   });

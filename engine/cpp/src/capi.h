@@ -11,7 +11,6 @@ struct lredit_editor {
   std::shared_ptr<const lredit::Bundle> bundle;
   std::shared_ptr<lredit::Runner> runner;
   std::unique_ptr<lredit::Pipeline> pipeline;
-  lredit::EditHooks hooks;  // interim: token ids / noise until branch cpp-text lands
 };
 
 struct lredit_result {

@@ -17,8 +17,7 @@ double ms_since(Clock::time_point start) { return std::chrono::duration<double, 
 // One edit's running state: the runner (its time kept apart from the host's) and the timers.
 class Stages {
  public:
-  Stages(Runner& runner, const Bundle& bundle, const EditConfig& cfg, const EditHooks* hooks)
-      : runner_(runner), bundle_(bundle), cfg_(cfg), hooks_(hooks) {}
+  Stages(Runner& runner, const Bundle& bundle, const EditConfig& cfg) : runner_(runner), bundle_(bundle), cfg_(cfg) {}
 
   TensorMap run(const std::string& graph, const TensorMap& feeds, const std::vector<std::string>& outputs) {
     const auto start = Clock::now();
@@ -39,14 +38,10 @@ class Stages {
   }
 
   bridge::Tokens tokens(const std::string& which, const std::string& text) const {
-    if (hooks_ && hooks_->tokenize) return hooks_->tokenize(which, text);
-    const auto& tok = which == "clip" ? bundle_.clip_tokenizer : bundle_.sd_tokenizer;
-    if (!tok) throw Error(Status::internal, "this build has no CLIP tokenizer yet (branch cpp-text); supply token ids through EditHooks");
-    return tok->encode(text);
+    return (which == "clip" ? bundle_.clip_tokenizer : bundle_.sd_tokenizer)->encode(text);
   }
 
   std::vector<float> noise(int64_t anchor, int64_t size, size_t count) const {
-    if (hooks_ && hooks_->noise) return hooks_->noise(cfg_.seed, anchor, size, count);
     return bridge::initial_noise(cfg_.seed, anchor, size, count);
   }
 
@@ -56,7 +51,6 @@ class Stages {
   Runner& runner_;
   const Bundle& bundle_;
   const EditConfig& cfg_;
-  const EditHooks* hooks_;
 };
 
 void expect_shape(const std::string& what, const Tensor& t, const std::vector<int64_t>& shape) {
@@ -118,12 +112,12 @@ void validate(const EditConfig& cfg, const std::string& prompt, const Geometry& 
 Pipeline::Pipeline(std::shared_ptr<const Bundle> bundle, std::shared_ptr<Runner> runner)
     : bundle_(std::move(bundle)), runner_(std::move(runner)) {}
 
-EditResult Pipeline::edit(const Image& img, const std::string& prompt, const EditConfig& cfg, const EditHooks* hooks) {
+EditResult Pipeline::edit(const Image& img, const std::string& prompt, const EditConfig& cfg) {
   const Geometry& g = bundle_->geometry;
   EditResult r;
   r.config = cfg;
   r.prompt = prompt;
-  Stages st(*runner_, *bundle_, cfg, hooks);
+  Stages st(*runner_, *bundle_, cfg);
   auto t0 = Clock::now();
   auto lap = [&](const char* name) {
     r.timings_ms[name] += ms_since(t0);

@@ -3,7 +3,6 @@
 // (K candidates, one batch, guidance) -> 9 decode (+ paste-back) -> 10 rank.
 #pragma once
 
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -43,12 +42,6 @@ struct EditConfig {
   bool do_guidance() const { return guidance > 1.0f; }
 };
 
-// Interim until branch cpp-text lands: a caller may supply token ids and the initial noise.
-struct EditHooks {
-  std::function<bridge::Tokens(const std::string& which, const std::string& text)> tokenize;  // which: clip | sd
-  std::function<std::vector<float>(uint64_t seed, int64_t anchor, int64_t size, size_t count)> noise;
-};
-
 struct EditResult {
   std::vector<Image> candidates;
   Image source;  // the working image (centre crop at the working size)
@@ -69,7 +62,7 @@ struct EditResult {
 class Pipeline {
  public:
   Pipeline(std::shared_ptr<const Bundle> bundle, std::shared_ptr<Runner> runner);
-  EditResult edit(const Image& image, const std::string& prompt, const EditConfig& config, const EditHooks* hooks = nullptr);
+  EditResult edit(const Image& image, const std::string& prompt, const EditConfig& config);
   const Bundle& bundle() const { return *bundle_; }
   Runner& runner() { return *runner_; }
 

@@ -48,9 +48,6 @@ ReplayRunner::ReplayRunner(const std::string& dir, bool compare) : dir_(dir), co
     by_graph_[gc.graph].push_back(calls_.size());
     calls_.push_back(std::move(gc));
   }
-  for (const auto& entry : index_.value("noise", nlohmann::ordered_json::array()))
-    noise_[std::to_string(entry.at("anchor").get<int64_t>()) + "/" + std::to_string(entry.at("size").get<int64_t>())] =
-        npy::read((root / entry.at("file").get<std::string>()).string()).f32;
 }
 
 void ReplayRunner::rewind() {
@@ -79,29 +76,6 @@ TensorMap ReplayRunner::run(const std::string& graph, const TensorMap& inputs) {
   }
   ++at;
   return call.outputs;
-}
-
-EditHooks ReplayRunner::recorded_hooks() const {
-  EditHooks hooks;
-  hooks.tokenize = [this](const std::string& which, const std::string& text) {
-    const auto& entries = index_.at("tokens").at(which);
-    for (const auto& e : entries)
-      if (e.at("text").get<std::string>() == text) {
-        bridge::Tokens t;
-        t.ids = e.at("ids").get<std::vector<int64_t>>();
-        t.token_count = e.at("token_count").get<int>();
-        t.truncated = e.at("truncated").get<bool>();
-        return t;
-      }
-    throw Error(Status::runner, "replay " + dir_ + " recorded no " + which + " tokens for '" + text + "'");
-  };
-  hooks.noise = [this](uint64_t, int64_t anchor, int64_t size, size_t) {
-    auto it = noise_.find(std::to_string(anchor) + "/" + std::to_string(size));
-    if (it == noise_.end())
-      throw Error(Status::runner, "replay " + dir_ + " recorded no noise for anchor " + std::to_string(anchor) + " size " + std::to_string(size));
-    return it->second;
-  };
-  return hooks;
 }
 
 }  // namespace lredit

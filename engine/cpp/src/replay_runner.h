@@ -36,8 +36,6 @@ class ReplayRunner : public Runner {
   const std::vector<InputComparison>& comparisons() const { return comparisons_; }
   const std::vector<GraphCall>& calls() const { return calls_; }
   const nlohmann::ordered_json& index() const { return index_; }
-  // Token ids and initial noise the Python edit used (EditHooks until branch cpp-text lands).
-  EditHooks recorded_hooks() const;
 
  private:
   std::string dir_;
@@ -47,7 +45,6 @@ class ReplayRunner : public Runner {
   std::map<std::string, std::vector<size_t>> by_graph_;
   std::map<std::string, size_t> cursor_;
   std::vector<InputComparison> comparisons_;
-  std::map<std::string, std::vector<float>> noise_;  // "anchor/size" -> values
 };
 
 }  // namespace lredit

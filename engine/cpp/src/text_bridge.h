@@ -1,5 +1,5 @@
-// What the host needs from branch cpp-text's pieces (CLIP BPE tokenizer, Philox noise, SHA-256),
-// behind one small interface so that the host is written once against it.
+// What the host needs from the C++ CLIP BPE tokenizer, Philox noise and SHA-256, behind one small
+// interface (text_bridge.cpp maps their errors to the host's).
 #pragma once
 
 #include <cstdint>
@@ -30,10 +30,5 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& folder);
 // The engine's initial noise, `count` float32 standard normals for candidate (anchor, size) of
 // an edit seeded `seed`; Python's lredit.engine.noise.initial_noise.
 std::vector<float> initial_noise(uint64_t seed, int64_t anchor, int64_t size, size_t count);
-
-// Whether initial_noise / load_tokenizer are the real ones in this build (false until branch
-// cpp-text lands; then the host must be given noise / token ids by its caller).
-bool has_noise();
-bool has_tokenizer();
 
 }  // namespace lredit::bridge

@@ -160,7 +160,6 @@ void good_edit(const std::string& bundle, const std::string& dump) {
   lredit_editor* ed = nullptr;
   CHECK(lredit_open(bundle.c_str(), &table, 1, &ed) == LREDIT_OK);
   if (!ed) return;
-  if (!(bridge::has_noise() && bridge::has_tokenizer())) ed->hooks = runner->recorded_hooks();
   const lredit_options o = recorded_options(index);
   lredit_result* res = nullptr;
   const lredit_status st = lredit_edit(ed, img.pixels.data(), img.width, img.height, 0, index["prompt"].get<std::string>().c_str(), &o, &res);

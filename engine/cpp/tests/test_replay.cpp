@@ -20,9 +20,7 @@ void check_dump(const std::string& dump, const std::shared_ptr<const Bundle>& bu
   const auto& index = runner->index();
   const auto& want = index.at("result");
   Pipeline pipeline(bundle, runner);
-  const EditHooks hooks = runner->recorded_hooks();
-  const EditResult r = pipeline.edit(recorded_image(dump, index), index.at("prompt").get<std::string>(), recorded_config(index),
-                                     bridge::has_noise() && bridge::has_tokenizer() ? nullptr : &hooks);
+  const EditResult r = pipeline.edit(recorded_image(dump, index), index.at("prompt").get<std::string>(), recorded_config(index));
 
   std::map<std::string, double> worst;
   CHECK_MSG(runner->comparisons().size() > 0, dump << ": no graph input was compared");

@@ -31,7 +31,6 @@ struct Job {
       out.error = lredit_last_error();
       return out;
     }
-    if (!(bridge::has_noise() && bridge::has_tokenizer())) ed->hooks = runner->recorded_hooks();
     const lredit_options o = recorded_options(index);
     lredit_result* res = nullptr;
     out.status = lredit_edit(ed, img.pixels.data(), img.width, img.height, 0, index["prompt"].get<std::string>().c_str(), &o, &res);

@@ -24,7 +24,6 @@ int main() {
   const auto index = runner->index();
   const lredit::Image img = recorded_image(dumps[0], index);
   lredit::api::Editor editor(bundle, replay_table(runner));
-  if (!(lredit::bridge::has_noise() && lredit::bridge::has_tokenizer())) editor.handle()->hooks = runner->recorded_hooks();
   try {
     editor.edit(img.pixels.data(), img.width, img.height, "   ");
     CHECK_MSG(false, "an empty prompt did not throw");
