@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lredit.config import EditConfig
-from lredit.engine.pipeline import EditPipeline
+from lredit.config import EditConfig, RegionMode
+from lredit.engine.pipeline import EditPipeline, Inpainted
 from lredit.engine.reference.torch_backend import reference_pipeline
 from lredit.export.diffusers_schedulers import diffusers_scheduler
 from lredit.export.models import ModelSet
@@ -27,31 +27,39 @@ class AuthorsPipeline(EditPipeline):
     def __init__(self, models: ModelSet, config: EditConfig, device: str = "cpu", dtype=torch.float32):
         from diffusers import StableDiffusionInpaintPipeline
 
-        reference = reference_pipeline(models, config, device, dtype)
+        # Their code: the RGN's size per anchor, one inpaint per anchor (no search).
+        reference = reference_pipeline(models, config.replace(regions=RegionMode.RGN), device, dtype)
         super().__init__(reference.sessions, reference.assets, reference.config)
         self.device, self.dtype = torch.device(device), dtype
         self.scheduler_config = models.scheduler_config
-        self.inpaint = StableDiffusionInpaintPipeline(
+        self.diffusers = StableDiffusionInpaintPipeline(
             vae=models.vae, text_encoder=models.sd_text_encoder, tokenizer=_transformers_tokenizer(models),
             unet=models.unet, scheduler=diffusers_scheduler(models.scheduler_config, config.scheduler),
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         ).to(device=self.device, dtype=dtype)
-        self.inpaint.set_progress_bar_config(disable=True)
+        self.diffusers.set_progress_bar_config(disable=True)
 
-    # The four inpainting stages collapse into one diffusers call, made in _denoise.
+    # The inpainting stages collapse into one diffusers call, made in inpaint.
     def _text(self, prompt, cfg, warnings):
         return cfg.prompt_template.format(prompt=prompt)
 
-    def _encode(self, work, masks):
-        return work
+    def inpaint(self, img, pair_boxes, grid, pairs, prompt, cfg, timer, on_step, prune=None) -> Inpainted:
+        with timer.stage("masks"):
+            work, masks, boxes_px = self._masks(img, pair_boxes, grid, cfg)
+        with timer.stage("denoise"):
+            images = self._diffusers_inpaint(masks, work, prompt, cfg)
+        calls = len(self.diffusers.scheduler.timesteps)
+        rows = (2 if cfg.do_guidance else 1) * len(pairs) * calls
+        phases = [{"step": calls, "pairs_alive": len(pairs), "rows_run": rows}]
+        return Inpainted(work, masks, boxes_px, np.arange(len(pairs)), images, rows, phases)
 
-    def _denoise(self, masks, work, prompt, size_index, cfg, timer, on_step):
-        """diffusers draws the noise (one generator seeded once, as the authors): size_index unused."""
+    def _diffusers_inpaint(self, masks, work, prompt, cfg):
+        """diffusers draws the noise (one generator seeded once, as the authors)."""
         from PIL import Image
 
         k = masks.shape[0]
-        self.inpaint.scheduler = diffusers_scheduler(self.scheduler_config, cfg.scheduler)
-        out = self.inpaint(
+        self.diffusers.scheduler = diffusers_scheduler(self.scheduler_config, cfg.scheduler)
+        out = self.diffusers(
             prompt=[prompt] * k,
             negative_prompt=[cfg.negative_prompt] * k if cfg.do_guidance else None,
             image=[Image.fromarray(work)] * k,
@@ -64,6 +72,3 @@ class AuthorsPipeline(EditPipeline):
             output_type="np",
         ).images
         return (np.clip(out, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-
-    def _decode(self, images, work, masks, cfg):
-        return images

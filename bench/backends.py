@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -30,8 +30,10 @@ from .config import AUTHORS, BACKEND_NAMES, BenchConfig, engine_backend
 class Runner:
     name: str
     run: Callable[..., dict[str, float]]
-    """(image, prompt, anchors, steps) -> the pipeline's stage timings in ms."""
+    """(image, prompt, anchors, steps, overrides) -> the pipeline's stage timings in ms."""
     precision: str
+    counters: dict = field(default_factory=dict)
+    """Counts of the last run (unet_rows: UNet rows over the whole edit)."""
 
 
 def normalise_stages(timings: dict[str, float], steps: int) -> dict[str, float]:
@@ -45,28 +47,40 @@ def normalise_stages(timings: dict[str, float], steps: int) -> dict[str, float]:
         "masks": t.get("masks", 0.0),
         "text": t.get("text", 0.0),
         "vae_encode": t.get("vae_encode", 0.0),
-        "denoise": t.get("denoise", 0.0),
-        "denoise_per_step": t.get("denoise", 0.0) / max(steps, 1),
+        # pruning decodes and scores x0 inside the denoise stage: reported apart, as regions_score
+        "denoise": t.get("denoise", 0.0) - t.get("prune_decode", 0.0) - t.get("prune_score", 0.0),
+        "regions_score": t.get("prune_decode", 0.0) + t.get("prune_score", 0.0) + t.get("score", 0.0),
         "vae_decode": t.get("vae_decode", 0.0),
         "rank": t.get("rank", 0.0),
     }
+    out["denoise_per_step"] = out["denoise"] / max(steps, 1)
     # Text encoding to decoded pixels: what an inpainting-only peer can be set beside.
     out["inpaint"] = out["text"] + out["vae_encode"] + out["denoise"] + out["vae_decode"]
     return out
 
 
 def _pipeline_runner(name: str, pipeline, precision: str, extra_passes: int = 0) -> Runner:
-    def run(image, prompt: str, anchors: int, steps: int) -> dict[str, float]:
-        result = pipeline.edit(image, prompt, anchors=anchors, steps=steps)
+    def run(image, prompt: str, anchors: int, steps: int, overrides: dict | None = None) -> dict[str, float]:
+        result = pipeline.edit(image, prompt, anchors=anchors, steps=steps, **(overrides or {}))
         stages = normalise_stages(result.timings, steps)
+        rows = _unet_rows(result)
         for _ in range(extra_passes):  # the authors' per-image loop: inpaint + rank again
-            again = normalise_stages(pipeline.edit(image, prompt, anchors=anchors, steps=steps).timings, steps)
+            again_result = pipeline.edit(image, prompt, anchors=anchors, steps=steps)
+            again = normalise_stages(again_result.timings, steps)
+            rows += _unet_rows(again_result)
             for key in ("text", "vae_encode", "denoise", "vae_decode", "rank", "inpaint"):
                 stages[key] += again[key]
         stages["denoise_per_step"] = stages["denoise"] / (max(steps, 1) * (1 + extra_passes))
+        runner.counters["unet_rows"] = rows
         return stages
 
-    return Runner(name, run, precision)
+    runner = Runner(name, run, precision)
+    return runner
+
+
+def _unet_rows(result) -> int | None:
+    """UNet rows of one edit (the authors' diffusers call counts its own: 2K per UNet call)."""
+    return None if result.regions is None else int(result.regions.unet_rows)
 
 
 def _torch_dtype(cfg: BenchConfig):

@@ -17,7 +17,7 @@ from lredit.atomic import write_bytes_atomic
 from lredit.cli import run_cli
 from lredit.config import SCHEDULERS, Backend, Precision
 
-from .config import BACKEND_NAMES, BenchConfig, engine_backend_name
+from .config import AUTHORS, BACKEND_NAMES, BenchConfig, engine_backend_name
 
 # Short names for the engine's backends, as lr-edit --backend spells them.
 ALIASES = {b.value: engine_backend_name(b) for b in Backend}
@@ -51,8 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     what.add_argument("--authors-iterations", type=int, default=0,
                       help="extra inpaint + rank passes per authors edit (their README loop: 10)")
+    what.add_argument("--regions", default="rgn",
+                      help="engine region modes side by side: comma list of rgn,search,search-noprune,learn (default rgn)")
     what.add_argument("--image", type=Path, help="input image (default: a synthetic 320x320 image)")
     what.add_argument("--prompt", default="a bowl of strawberries")
+    what.add_argument("--in-process", action="store_true",
+                      help="measure all backends in this process (faster start; memory figures then include "
+                           "the backends measured before; default: one process per backend)")
     what.add_argument("--peer", type=Path, action="append", default=[],
                       help="a peer's JSON record (bench/peer_optimum.sh) to set beside ours; repeatable")
     out = p.add_argument_group("outputs")
@@ -75,9 +80,10 @@ def parse(argv=None) -> BenchConfig:
         backends=tuple(ALIASES.get(b.strip(), b.strip()) for b in args.backends.split(",") if b.strip()),
         anchors=args.anchors, steps=args.steps, runs=args.runs, warmup=args.warmup,
         working_size=args.working_size, scheduler=args.scheduler, precision=args.precision, device=args.device,
-        authors_iterations=args.authors_iterations, image=args.image, prompt=args.prompt, peers=tuple(args.peer),
+        authors_iterations=args.authors_iterations, image=args.image,
+        regions=tuple(v.strip() for v in args.regions.split(",") if v.strip()), prompt=args.prompt, peers=tuple(args.peer),
         json_out=args.json, markdown_out=args.markdown, plot_out=args.plot, progress=not args.no_progress,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, isolate=not args.in_process,
     )
     if args.workdir:
         fields["workdir"] = args.workdir
@@ -103,7 +109,8 @@ def _bench(argv, command: str) -> int:
     if cfg.progress:
         from tqdm import tqdm
 
-        points = len(cfg.backends) * len(cfg.anchors) * len(cfg.steps) * (cfg.runs + cfg.warmup)
+        engines = sum(1 if b == AUTHORS else len(cfg.regions) for b in cfg.backends)
+        points = engines * len(cfg.anchors) * len(cfg.steps) * (cfg.runs + cfg.warmup)
         bar = tqdm(total=points, desc="lr-bench", unit="edit", file=sys.stderr)
     try:
         doc = run_bench(cfg, command, on_run=(lambda what: (bar.set_postfix_str(what), bar.update(1))) if bar else None)

@@ -26,6 +26,12 @@ _EDIT = EditConfig()  # the bench's defaults are the edit's
 BACKEND_NAMES = (AUTHORS, *(engine_backend_name(b) for b in Backend))
 BUNDLE_BACKENDS = (engine_backend_name(Backend.ORT), engine_backend_name(Backend.TRT))
 """The backends that run an exported bundle."""
+REGION_VARIANTS = ("rgn", "search", "search-noprune", "learn")
+
+
+def region_overrides(variant: str) -> dict:
+    """EditConfig fields of one --regions variant (search-noprune = search without pruning)."""
+    return {"regions": variant.removesuffix("-noprune"), "prune": not variant.endswith("-noprune")}
 
 
 def default_workdir() -> Path:
@@ -56,6 +62,9 @@ class BenchConfig:
     """Torch device for authors / engine-torch; 'cuda' also puts ORT on its CUDA provider."""
     authors_iterations: int = 0
     """Extra inpaint + rank passes per authors edit (their README's per-image loop: 10)."""
+    regions: tuple[str, ...] = ("rgn",)
+    """Region modes run by the engine backends, side by side (rgn = one pass, K inpaints; search =
+    K x M pairs pruned; search-noprune; learn). The authors' way has one mode of its own."""
     image: Path | None = None
     """Input image; default: a synthetic 320x320 image."""
     prompt: str = "a bowl of strawberries"
@@ -66,6 +75,10 @@ class BenchConfig:
     json_out: Path | None = None
     markdown_out: Path | None = None
     plot_out: Path | None = None
+    isolate: bool = True
+    """Measure each backend in its own process (spawned: nothing inherited), so peak and steady
+    RSS are that backend's own. False (--in-process) starts faster, but every backend then
+    carries the memory of those measured before it, and the records say so (isolation 'shared')."""
     progress: bool = True
     overwrite: bool = False
     """Replace existing output files; without it an existing file is an error before any run."""
@@ -95,6 +108,8 @@ class BenchConfig:
         need(all(k >= 1 for k in self.anchors), f"--anchors {self.anchors}: each K must be >= 1")
         need(all(n >= 1 for n in self.steps), f"--steps {self.steps}: each step count must be >= 1")
         need(self.precision in [p.value for p in Precision], f"--precision {self.precision}: expected fp32 or fp16")
+        bad = [v for v in self.regions if v not in REGION_VARIANTS]
+        need(not bad and bool(self.regions), f"--regions {','.join(bad) or '(empty)'}: expected some of {','.join(REGION_VARIANTS)}")
         need(self.authors_iterations >= 0, f"--authors-iterations {self.authors_iterations}: need 0 or more")
         need(self.models is not None or self.bundle is not None, "give --models or --bundle")
         need(self.image is None or Path(self.image).is_file(), f"--image {self.image}: no such file")

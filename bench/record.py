@@ -16,7 +16,8 @@ from .config import BenchConfig
 from .timing import Measurement, summarize
 
 SCHEMA_VERSION = 1
-STAGES = ("preprocess", "dino", "anchors", "roi_rgn", "masks", "text", "vae_encode", "denoise", "vae_decode", "rank")
+STAGES = ("preprocess", "dino", "anchors", "roi_rgn", "masks", "text", "vae_encode", "denoise", "vae_decode",
+          "regions_score", "rank")
 
 
 def load_schema() -> dict:

@@ -17,6 +17,11 @@ def _fmt(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def label(r: dict) -> str:
+    """backend, with the engine's region mode unless it is the one-pass rgn (engine-ort/search)."""
+    return r["backend"] + (f"/{r['regions']}" if r.get("regions") not in (None, "rgn") else "")
+
+
 def summary_rows(doc: dict) -> list[list[str]]:
     rows = []
     for r in doc["records"]:
@@ -25,16 +30,20 @@ def summary_rows(doc: dict) -> list[list[str]]:
         e2e, stages = r["end_to_end_ms"], r["stages_ms"]
         speedup = r.get("speedup_vs_authors")
         rows.append([
-            r["backend"], str(r["anchors"]), str(r["steps"]), r["precision"], _fmt(e2e["p50"]), _fmt(e2e["p90"]),
+            label(r), str(r["anchors"]), str(r["steps"]), r["precision"], _fmt(e2e["p50"]), _fmt(e2e["p90"]),
             _fmt(stages.get("denoise_per_step", {}).get("p50"), 2), _fmt(stages.get("inpaint", {}).get("p50")),
-            _fmt(r["edits_per_minute"], 2), _fmt(r["peak_rss_mb"], 0), _fmt(r.get("peak_device_mb"), 0),
+            _fmt(r["edits_per_minute"], 2), "-" if r.get("unet_rows") is None else str(r["unet_rows"]),
+            _fmt(r.get("load_ms"), 0), _fmt(r.get("steady_rss_mb"), 0),
+            _fmt(r["peak_rss_mb"], 0) + ("" if r.get("isolation", "process") == "process" else " (shared)"),
+            _fmt(r.get("peak_device_mb"), 0),
             "-" if speedup is None else f"{speedup:.2f}x" + (" (inpaint)" if r.get("scope") == "inpaint" else ""),
         ])
     return rows
 
 
 SUMMARY_HEAD = ["backend", "K", "steps", "precision", "end-to-end p50 (ms)", "p90 (ms)", "denoise/step p50 (ms)",
-                "inpaint p50 (ms)", "edits/min", "peak RSS (MB)", "peak GPU (MB)", "speed-up vs authors"]
+                "inpaint p50 (ms)", "edits/min", "UNet rows", "load (ms)", "steady RSS (MB)", "peak RSS (MB)",
+                "peak GPU (MB)", "speed-up vs authors"]
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -50,7 +59,9 @@ def markdown(doc: dict) -> str:
         "",
         f"Models `{first.get('models')}`, {first.get('resolution')}x{first.get('resolution')}, scheduler "
         f"`{first.get('scheduler')}`, {first.get('runs')} timed runs after {first.get('warmup')} warm-up; "
-        "times are medians (p50) and p90 of wall time (perf_counter) per run.",
+        "times are medians (p50) and p90 of wall time (perf_counter) per run. Engine rows without a "
+        "region mode are one-pass `rgn` edits; `/search` scores every (anchor, size) pair with pruning, "
+        "`/search-noprune` without.",
         "",
         *_table(SUMMARY_HEAD, summary_rows(doc)),
         "",
@@ -58,7 +69,7 @@ def markdown(doc: dict) -> str:
         "",
     ]
     stage_rows = [
-        [r["backend"], str(r["anchors"]), str(r["steps"]),
+        [label(r), str(r["anchors"]), str(r["steps"]),
          *(_fmt(r["stages_ms"].get(s, {}).get("p50"), 2) for s in STAGES)]
         for r in doc["records"] if r["status"] == "ok"
     ]
@@ -68,10 +79,10 @@ def markdown(doc: dict) -> str:
         lines += ["", "Not measured:", ""]
         seen = set()
         for r in skipped:
-            key = (r["backend"], r["reason"])
+            key = (label(r), r["reason"])
             if key not in seen:
                 seen.add(key)
-                lines.append(f"- `{r['backend']}` ({r['status']}): {r['reason']}")
+                lines.append(f"- `{label(r)}` ({r['status']}): {r['reason']}")
     notes = sorted({r["note"] for r in doc["records"] if r.get("note")})
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
@@ -86,7 +97,7 @@ def console(doc: dict) -> str:
     out = [fmt.format(*head), *(fmt.format(*r) for r in rows)]
     for r in doc["records"]:
         if r["status"] != "ok":
-            out.append(f"{r['backend']} K={r['anchors']} steps={r['steps']}: {r['status']}: {r['reason']}")
+            out.append(f"{label(r)} K={r['anchors']} steps={r['steps']}: {r['status']}: {r['reason']}")
     return "\n".join(out)
 
 
@@ -113,7 +124,7 @@ def plot(doc: dict, path: Path) -> None:
     scale = bar_w / max(longest, 1e-9)
     for i, r in enumerate(records):
         y = top + i * row_h
-        draw.text((10, y + 6), f"{r['backend']} K={r['anchors']} n={r['steps']}", fill="black")
+        draw.text((10, y + 6), f"{label(r)} K={r['anchors']} n={r['steps']}", fill="black")
         x = float(label_w)
         if r.get("scope") == "inpaint":  # a peer timed as one block: grey, no stage split
             w = r["end_to_end_ms"]["p50"] * scale

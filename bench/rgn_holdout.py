@@ -108,11 +108,18 @@ def main(argv=None) -> int:
     pipeline = load_reference(args.models, cfg)
     seeded = pipeline.assets.rgn
 
+    ckpt = work / "rgn.safetensors"
+    # A checkpoint left by an earlier run in --work already holds the training set's loss tables.
+    known = {}
+    if ckpt.is_file():
+        extra = load_rgn(ckpt, (seeded.projection_weight, seeded.projection_bias)).extra
+        known = {k[len("losses."):]: v for k, v in extra.items() if k.startswith("losses.")}
+
     def tables(rows, folder):
         out = []
         for name, prompt, caption in rows:
             scorer = PairLosses(pipeline, folder / name, prompt, caption)
-            out.append((name, scorer.pooled, scorer.all_losses()))
+            out.append((name, scorer.pooled, known[name] if name in known else scorer.all_losses()))
             log.warning("scored %s (%d/%d)", name, len(out), len(rows))
         return out
 
@@ -130,11 +137,12 @@ def main(argv=None) -> int:
         return {split: float(np.mean(picks(head, rows) == search[split])) for split, rows in (("test", test), ("train", train))}
 
     geometry = ["--anchors", str(args.anchors), "--steps", str(args.steps), "--working-size", str(args.working_size)]
-    ckpt, runs = work / "rgn.safetensors", []
-    for i, epochs in enumerate(int(e) for e in args.epochs.split(",")):
+    runs = []
+    for epochs in (int(e) for e in args.epochs.split(",")):
         started = time.perf_counter()
+        resume = ["--resume"] if ckpt.is_file() else []
         rc = train_main([str(work / "train"), str(work / "train" / "prompts.tsv"), "--save-rgn", str(ckpt), "--models", args.models,
-                         "--epochs", str(epochs), "--lr", str(args.lr), "--no-progress", *geometry, *(["--resume"] if i else [])])
+                         "--epochs", str(epochs), "--lr", str(args.lr), "--no-progress", *geometry, *resume])
         if rc != 0:
             return rc
         trained = load_rgn(ckpt, (seeded.projection_weight, seeded.projection_bias)).params

@@ -11,13 +11,12 @@ from typing import Callable
 
 from PIL import Image
 
-from lredit.config import Backend
-from lredit.errors import BackendUnavailableError, InputError, LreditError
+from lredit.errors import InputError
 
 from . import record
-from .backends import bench_image, load_models, make_runner
-from .config import AUTHORS, BUNDLE_BACKENDS, BenchConfig, engine_backend_name
-from .timing import measure
+from .backends import bench_image, load_models
+from .config import BUNDLE_BACKENDS, BenchConfig
+from .isolated import NEEDS_TORCH_MODELS, measure_backend, measure_in_child
 
 log = logging.getLogger(__name__)
 
@@ -60,26 +59,6 @@ def load_peers(paths) -> list[dict]:
     return records
 
 
-def _measure_backend(runner, cfg: BenchConfig, image, on_run) -> list[dict]:
-    """Every (K, steps) point of one backend through the timing loop."""
-    records = []
-    for k in cfg.anchors:
-        for n in cfg.steps:
-            base = record.base_record(cfg, runner.name, runner.precision, k, n)
-            if runner.name == "authors" and cfg.authors_iterations:
-                base["note"] = (f"authors: {cfg.authors_iterations} extra inpaint + rank passes per edit, "
-                                "as their README's per-image loop")
-            progress = (lambda phase, i: on_run(f"{runner.name} K={k} steps={n} {phase} {i}")) if on_run else None
-            try:
-                m = measure(lambda: runner.run(image, cfg.prompt, k, n), runs=cfg.runs, warmup=cfg.warmup, on_run=progress)
-            except LreditError as exc:
-                records.append(record.failed_record(base, "failed", f"{type(exc).__name__}: {exc}"))
-                log.error("%s K=%d steps=%d failed: %s", runner.name, k, n, exc)
-                continue
-            records.append(record.ok_record(base, m))
-    return records
-
-
 def run_bench(cfg: BenchConfig, command: str, on_run: Callable[[str], None] | None = None) -> dict:
     cfg = cfg.validated()
     peers = load_peers(cfg.peers)  # refuse a bad peer file before minutes of measuring
@@ -91,21 +70,15 @@ def run_bench(cfg: BenchConfig, command: str, on_run: Callable[[str], None] | No
         from lredit.manifest import read_manifest
 
         manifest = read_manifest(bundle)
-    needs_models = any(b in (AUTHORS, engine_backend_name(Backend.TORCH)) for b in cfg.backends)
-    models = load_models(cfg, manifest) if needs_models else None
+    # In-process only: the backends share one set of torch models (and each other's memory).
+    models = load_models(cfg, manifest) if not cfg.isolate and any(b in NEEDS_TORCH_MODELS for b in cfg.backends) else None
     records: list[dict] = []
     for backend in cfg.backends:
-        try:
-            runner = make_runner(backend, cfg, models, bundle)
-        except BackendUnavailableError as exc:
-            records += [record.failed_record(record.base_record(cfg, backend, cfg.torch_precision, k, n), "unavailable",
-                                             str(exc))
-                        for k in cfg.anchors for n in cfg.steps]
-            log.warning("%s: unavailable: %s", backend, exc)
-            continue
-        records += _measure_backend(runner, cfg, image, on_run)
-        del runner  # its pipeline goes before the next backend is measured (RSS peaks stay per backend)
-        gc.collect()
+        if cfg.isolate:
+            records += measure_in_child(backend, cfg, bundle, image, on_run)
+        else:
+            records += measure_backend(backend, cfg, bundle, manifest, image, on_run, models=models, isolation="shared")
+            gc.collect()  # its pipeline goes before the next backend is measured
     records += peers
     record.add_speedups(records)
     doc = record.document(cfg, command, records)

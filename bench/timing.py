@@ -25,7 +25,7 @@ def summarize(values_ms: list[float]) -> dict[str, float]:
     return {name: round(float(np.percentile(arr, q)), 3) for name, q in PERCENTILES.items()}
 
 
-def _rss_bytes() -> int:
+def rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -58,14 +58,14 @@ class MemorySampler:
 
     def __init__(self, interval: float = 0.005):
         self.interval = interval
-        self.peak_rss = _rss_bytes()
+        self.peak_rss = rss_bytes()
         self._device = _device_used_bytes()
         self.peak_device = self._device() if self._device else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _sample(self) -> None:
-        self.peak_rss = max(self.peak_rss, _rss_bytes())
+        self.peak_rss = max(self.peak_rss, rss_bytes())
         if self._device:
             self.peak_device = max(self.peak_device, self._device())
 

@@ -35,11 +35,13 @@ def rank_patches(values: np.ndarray) -> np.ndarray:
 
 
 def select_anchors(
-    values: np.ndarray, grid: tuple[int, int], count: int, *, distinct: bool, margin: int
+    values: np.ndarray, grid: tuple[int, int], count: int, *, distinct: bool, margin: int, spacing: int = 0
 ) -> np.ndarray:
     """Pick `count` anchors as (row, col) int rows, most salient first.
 
-    distinct=True: the `count` top patches anywhere (boxes are clamped at the border later).
+    distinct=True: the `count` top patches anywhere (boxes are clamped at the border later), at
+    least `spacing` cells apart (see `spaced_picks`; 0 = plain top-K).
+    The authors' rule below has no spacing: `spacing` does not apply to it.
     distinct=False (the code): patches whose row and col lie in [margin, n-1-margin] first, then
     the top-ranked patches regardless of the border until `count` are taken (duplicates possible).
     """
@@ -52,8 +54,10 @@ def select_anchors(
             f"{rows * cols} patches; use --anchors {rows * cols} or fewer"
         )
     ranked = rank_patches(values)
+    if spacing < 0:
+        raise InputError(f"anchor_spacing={spacing} must be >= 0 (cells between anchors; 0 = plain top-K)")
     if distinct:
-        picks = ranked[:count]
+        picks = spaced_picks(ranked, cols, count, spacing)
     else:
         r, c = np.divmod(ranked, cols)
         inside = (r >= margin) & (r <= rows - 1 - margin) & (c >= margin) & (c <= cols - 1 - margin)
@@ -61,3 +65,27 @@ def select_anchors(
         if picks.size < count:
             picks = np.concatenate([picks, ranked[: count - picks.size]])
     return np.stack(np.divmod(picks, cols), axis=1).astype(np.int64)
+
+
+def spaced_picks(ranked: np.ndarray, cols: int, count: int, spacing: int) -> np.ndarray:
+    """Greedy by saliency: walk the patches from most to least salient and take one when its
+    Chebyshev distance (max of row and column offsets, in cells) to every patch taken so far is at
+    least `spacing`. When fewer than `count` patches can be that far apart, the rest are the most
+    salient patches not yet taken (still distinct), so K is always honoured."""
+    ranked = np.asarray(ranked, dtype=np.int64)
+    if spacing <= 1:  # distinct cells are always >= 1 apart
+        return ranked[:count]
+    taken: list[int] = []
+    rows_taken, cols_taken = np.empty(0, np.int64), np.empty(0, np.int64)
+    for p in ranked:
+        r, c = divmod(int(p), cols)
+        if rows_taken.size and np.maximum(np.abs(rows_taken - r), np.abs(cols_taken - c)).min() < spacing:
+            continue
+        taken.append(int(p))
+        rows_taken, cols_taken = np.append(rows_taken, r), np.append(cols_taken, c)
+        if len(taken) == count:
+            return np.asarray(taken, dtype=np.int64)
+    chosen = set(taken)
+    rest = [int(p) for p in ranked if int(p) not in chosen]
+    return np.asarray(taken + rest[: count - len(taken)], dtype=np.int64)
+

@@ -17,19 +17,16 @@ from lredit.manifest import Manifest
 from lredit.rgn_checkpoint import RgnParams, load_rgn
 from lredit.tokenizer import ClipTokenizer
 
+from .batching import profile_batch_limits
+from .file_checks import Verify, check_files
 from .pipeline import EditPipeline, EditResult, PipelineAssets
 from .schedulers import make_scheduler
 
 
-def verify_files(manifest: Manifest, files: Mapping[str, str]) -> None:
-    """Every file exists inside the bundle with its recorded sha256, or a BundleError."""
-    bundle = manifest.bundle
-    for rel, digest in files.items():
-        path = manifest.path(rel)
-        if not path.is_file():
-            raise BundleError(f"bundle file missing: {path}; re-run lr-export --out {bundle}")
-        if layout.sha256_file(path) != digest:
-            raise BundleError(f"bundle file corrupt (sha256 mismatch): {path}; re-run lr-export --out {bundle}")
+def verify_files(manifest: Manifest, files: Mapping[str, str], mode: bool | Verify = Verify.FULL) -> None:
+    """Every file exists inside the bundle with its recorded sha256, or a BundleError (hashing
+    only files whose stamp changed, in mode STAMP: see file_checks)."""
+    check_files(manifest, files, Verify.of(mode))
 
 
 def require_graphs(manifest: Manifest) -> None:
@@ -39,10 +36,9 @@ def require_graphs(manifest: Manifest) -> None:
                           f"lr-export --graphs {' '.join(missing)}")
 
 
-def bundle_assets(manifest: Manifest, roi_pool, verify: bool = True) -> PipelineAssets:
+def bundle_assets(manifest: Manifest, roi_pool, verify: bool | Verify = True) -> PipelineAssets:
     """Everything but the graphs, from the bundle: tokenizers, projection, RGN weights, scheduler tables."""
-    if verify:
-        verify_files(manifest, manifest.assets)
+    verify_files(manifest, manifest.assets, verify)
     pipe, sched = manifest.pipeline, manifest.scheduler
     with np.load(manifest.path(layout.PROJECTION)) as proj:
         weight, bias = proj["weight"], proj["bias"]
@@ -58,6 +54,7 @@ def bundle_assets(manifest: Manifest, roi_pool, verify: bool = True) -> Pipeline
         vae_scale_factor=pipe.vae_scale_factor,
         clip_image_size=pipe.clip_image_size,
         roi_pool=roi_pool,
+        batch_limits=profile_batch_limits(manifest.graphs),
         rgn=_bundle_rgn(manifest, (weight, bias)),
     )
 
@@ -96,6 +93,9 @@ def check_bundle_geometry(bundle_cfg: EditConfig, requested: dict) -> None:
 
 class BundlePipeline(EditPipeline):
     """An EditPipeline whose graph geometry is fixed by the bundle it was exported as."""
+
+    open_report = None
+    """How the bundle was opened (session_cache.OpenReport), where the loader records it."""
 
     def __init__(self, sessions, assets, config, manifest: Manifest):
         super().__init__(sessions, assets, config)

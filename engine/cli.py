@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from lredit.cli import run_cli
-from lredit.config import COMPAT_PRESETS, RGN_SAMPLING, SCHEDULERS, Backend, EditConfig, ort_providers
+from lredit.config import COMPAT_PRESETS, REGION_MODES, RGN_SAMPLING, SCHEDULERS, Backend, EditConfig, RegionMode, ort_providers
 from lredit.errors import InputError
 
 
@@ -33,6 +34,10 @@ class RunOptions:
     progress: bool
     requested: dict
     """The config fields given on the command line (a bundle's geometry must not contradict them)."""
+    save_rgn: Path | None = None
+    """--regions learn: write the RGN learned on this image here (safetensors)."""
+    verify: bool = False
+    """Hash every bundle file (--verify); otherwise only files whose size+mtime stamp changed."""
     dump_graph_io: Path | None = None
     """Record every graph call's inputs and outputs here (engine/graph_io.py; the C++ host replays them)."""
 
@@ -41,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lr-edit", description="Mask-free text-driven image editing via learnable regions.")
     p.add_argument("image", type=Path, help="input image (any Pillow format)")
     p.add_argument("prompt", help="the edit, e.g. 'a bowl of strawberries'")
-    p.add_argument("--source-caption", help="caption of the source region (recorded; used only by training losses)")
+    p.add_argument("--source-caption", help="caption of the source region, e.g. 'fruit': adds L_dir to the region objective")
     p.add_argument("--out", type=Path, default=Path("lredit_out"), help="output folder (default: lredit_out)")
     p.add_argument("--overwrite", action="store_true", help="replace lredit outputs already in --out")
     src = p.add_argument_group("models")
@@ -55,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=[b.value for b in Backend], help="default: ort with --bundle, else torch")
     run.add_argument("--device", default="cpu",
                      help="cpu or cuda: the torch device (fp16 on cuda); with --bundle, cuda puts ONNX Runtime on its CUDA provider")
+    run.add_argument("--verify", action="store_true",
+                     help="hash every bundle file against the manifest (default: only files changed since last found right)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true")
     run.add_argument("--dump-graph-io", type=Path, metavar="DIR",
@@ -70,7 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--working-size", type=int, help="inpainting resolution (default 512)")
     e.add_argument("--rgn-sampling", choices=RGN_SAMPLING)
     e.add_argument("--paste-back", action="store_true", default=None, help="keep pixels outside the box exactly")
+    e.add_argument("--anchor-spacing", type=int, help="minimum distance in cells between anchors (engine 4, authors 0)")
+    r = p.add_argument_group("regions (how each anchor's box size is chosen)")
+    r.add_argument("--regions", choices=REGION_MODES,
+                   help="rgn: the RGN's choice, one pass; search: every (anchor, size) pair scored by the paper's loss; "
+                        "learn: the RGN trained on this image (default: search without --rgn, rgn with it)")
+    r.add_argument("--no-prune", action="store_true", help="search: run every pair to the end (no successive halving)")
+    r.add_argument("--prune-fractions", type=_fractions, help="search: schedule fractions at which to prune (default 0.2,0.3,0.6)")
+    r.add_argument("--save-rgn", type=Path, help="--regions learn: write the learned RGN here (safetensors, authors' key names)")
+    r.add_argument("--max-unet-batch", type=int, help="cap on UNet rows per call; larger batches run in chunks (default: the bundle's)")
     return p
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of fractions, e.g. 0.3,0.6") from None
 
 
 def parse(argv=None) -> tuple[RunOptions, EditConfig]:
@@ -87,6 +110,11 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
             ("working_size", args.working_size),
             ("rgn_sampling", args.rgn_sampling),
             ("paste_back", args.paste_back),
+            ("anchor_spacing", args.anchor_spacing),
+            ("regions", args.regions),
+            ("prune", False if args.no_prune else None),
+            ("prune_fractions", args.prune_fractions),
+            ("max_unet_batch", args.max_unet_batch),
         )
         if value is not None
     }
@@ -107,6 +135,8 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         requested=overrides,
+        verify=args.verify,
+        save_rgn=args.save_rgn,
         dump_graph_io=args.dump_graph_io,
     )
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
@@ -120,6 +150,7 @@ def run(options: RunOptions, config: EditConfig) -> Path:
     from .pipeline import validate_prompt
 
     outputs.prepare_output_dir(options.out, options.overwrite)
+    _check_save_rgn(options, config)
     image = load_image(options.image)  # fail on a bad image before loading any model
     validate_prompt(options.prompt)
     if options.bundle is not None:
@@ -132,7 +163,11 @@ def run(options: RunOptions, config: EditConfig) -> Path:
         check_bundle_geometry(bundle_config(read_manifest(options.bundle), config), options.requested)
         # --device cuda puts ONNX Runtime on its CUDA provider (IO binding with CuPy).
         providers = ort_providers(options.device)
-        pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config).pipeline
+        start = time.perf_counter()
+        pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config,
+                                      verify="full" if options.verify else True).pipeline
+        print(f"lr-edit: opened {options.bundle} in {time.perf_counter() - start:.1f} s"
+              + (f" ({pipeline.open_report.summary()})" if pipeline.open_report else ""), file=sys.stderr)
         if options.rgn is not None:  # the checkpoint runs on the numpy RGN, with its own projection
             from .rgn_runtime import use_rgn_checkpoint
 
@@ -159,9 +194,24 @@ def run(options: RunOptions, config: EditConfig) -> Path:
         result = pipeline.edit(image, options.prompt, options.source_caption, on_step=_progress(options, config))
     report = outputs.build_report(result, image=str(options.image), backend=options.backend.value, models=model_info)
     outputs.write_outputs(result, options.out, report, overwrite=options.overwrite)
+    if options.save_rgn is not None:
+        from lredit.rgn_checkpoint import save_rgn
+
+        save_rgn(options.save_rgn, result.regions.learned_rgn, {"learned_on": str(options.image), "prompt": options.prompt})
     for warning in result.warnings:
         print(f"lr-edit: warning: {warning}", file=sys.stderr)
     return options.out
+
+
+def _check_save_rgn(options: RunOptions, config: EditConfig) -> None:
+    """--save-rgn needs --regions learn and a writable path: checked before any model work."""
+    if options.save_rgn is None:
+        return
+    if config.regions is not RegionMode.LEARN:
+        raise InputError("--save-rgn writes the RGN learned on this image: it needs --regions learn")
+    from lredit.rgn_checkpoint import check_writable
+
+    check_writable(options.save_rgn)
 
 
 def _torch_pipeline(options: RunOptions, config: EditConfig):

@@ -17,11 +17,14 @@ class Editor:
 
     @classmethod
     def from_bundle(cls, path, backend: Backend | str = Backend.ORT, providers: Sequence[str] | None = None,
-                    config: EditConfig | None = None, verify: bool = True, cuda_graph: bool = False) -> "Editor":
+                    config: EditConfig | None = None, verify: "bool | str" = True, cuda_graph: bool = False) -> "Editor":
         """ort: the bundle's ONNX graphs (providers default to CPU; with the CUDA provider and
         CuPy, IO binding keeps tensors on the GPU); torch: the models the bundle was exported
         from (the reference); trt: the bundle's TensorRT engines (built with lr-export --trt on
-        this GPU), `cuda_graph` capturing the UNet step."""
+        this GPU), `cuda_graph` capturing the UNet step. `verify`: True checks the files' sha256
+        where their size+mtime stamp changed since they were last found right, "full" hashes every
+        file, False none (engine/file_checks.py). The ort pipeline's `open_report` says how long
+        the open took and what the session cache did."""
         backend = Backend.parse(backend)
         if backend is Backend.ORT:
             from .ort_runtime import load_ort_pipeline

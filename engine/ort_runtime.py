@@ -7,6 +7,10 @@ transformers.
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -16,24 +20,47 @@ import numpy as np
 from lredit.config import CPU_PROVIDERS, CUDA_PROVIDER, EditConfig
 from lredit.errors import BundleError
 from lredit.graphs import PIPELINE_GRAPHS
-from lredit.manifest import GraphEntry, read_manifest
+from lredit.manifest import GraphEntry, Manifest, read_manifest
 
 from .arrays import to_host
-from .bundle_loader import BundlePipeline, bundle_assets, bundle_config, require_graphs, verify_files
+from .bundle_loader import BundlePipeline, bundle_assets, bundle_config, require_graphs
+from .file_checks import Verify, check_files
+from .session_cache import CacheKey, GraphOpen, OpenReport, SessionCache, graph_key
+
+log = logging.getLogger(__name__)
 
 _NP = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
+# What every session is created with; part of the session cache's key. The two memory switches
+# are ONNX Runtime's defaults (on); their measured effect is in bench/RESULTS.md.
+SESSION_OPTIONS = {"graph_optimization_level": "ORT_ENABLE_ALL", "log_severity_level": "3",
+                   "enable_cpu_mem_arena": "1", "enable_mem_pattern": "1"}
+
+
+def _make_options():
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = int(SESSION_OPTIONS["log_severity_level"])
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, SESSION_OPTIONS["graph_optimization_level"])
+    options.enable_cpu_mem_arena = SESSION_OPTIONS["enable_cpu_mem_arena"] == "1"
+    options.enable_mem_pattern = SESSION_OPTIONS["enable_mem_pattern"] == "1"
+    return options
+
+
 class OrtSession:
-    """One graph on ONNX Runtime; feeds are cast to the dtypes the session declares."""
+    """One graph on ONNX Runtime; feeds are cast to the dtypes the session declares. With a
+    session cache and its key, the optimised graph comes from (or goes into) the cache."""
 
-    def __init__(self, path: Path, providers: Sequence[str] | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
+    def __init__(self, path: Path, providers: Sequence[str] | None = None, cache: SessionCache | None = None,
+                 key: CacheKey | None = None):
+        providers = list(providers or CPU_PROVIDERS)
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=list(providers or CPU_PROVIDERS))
+            if cache is None:
+                self.session, self.cache_status = SessionCache.open_direct(path, _make_options, providers)
+            else:
+                self.session, self.cache_status = cache.open(path, key, _make_options, providers)
         except Exception as exc:  # ORT raises its own exception types for unreadable models
             raise BundleError(f"ONNX Runtime cannot load {path}: {exc}; re-run lr-export to rebuild it") from None
         inputs = self.session.get_inputs()
@@ -91,20 +118,45 @@ def _check_io(entry: GraphEntry, session: OrtSession) -> None:
 
 
 def load_ort_pipeline(bundle: Path, providers: Sequence[str] | None = None, config: EditConfig | None = None,
-                      verify: bool = True) -> BundlePipeline:
-    """The bundle's ONNX graphs on ONNX Runtime (CPU unless `providers` say otherwise)."""
+                      verify: bool | Verify = True, session_cache: SessionCache | bool = True) -> BundlePipeline:
+    """The bundle's ONNX graphs on ONNX Runtime (CPU unless `providers` say otherwise).
+
+    Graphs open in parallel threads (ONNX Runtime releases the GIL while it builds a session), the
+    UNet first; each through the session cache (`session_cache`: True for the default root, a
+    SessionCache, or False for none). `verify`: see file_checks.Verify (True: stamp-checked)."""
+    start = time.perf_counter()
     manifest = read_manifest(Path(bundle))
     require_graphs(manifest)
-    sessions = {}
-    for name in PIPELINE_GRAPHS:
-        entry = manifest.graphs[name]
-        if verify:
-            verify_files(manifest, entry.files)
-        # The ONNX Runtime variant (attention fused) where export wrote one; same inputs and outputs.
-        sessions[name] = OrtSession(manifest.path(entry.ort_graph), providers)
-        _check_io(entry, sessions[name])
-    assets = bundle_assets(manifest, _roi_pool_for(providers), verify)
-    return BundlePipeline(sessions, assets, bundle_config(manifest, config), manifest)
+    mode = Verify.of(verify)
+    cache = SessionCache() if session_cache is True else (session_cache or None)
+    providers = list(providers or CPU_PROVIDERS)
+    order = sorted(PIPELINE_GRAPHS, key=lambda g: -sum(_size(manifest.path(f)) for f in manifest.graphs[g].files))
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        futures = {name: pool.submit(_open_graph, manifest, manifest.graphs[name], providers, mode, cache) for name in order}
+        opened = {name: futures[name].result() for name in PIPELINE_GRAPHS}
+    sessions = {name: session for name, (session, _) in opened.items()}
+    assets = bundle_assets(manifest, _roi_pool_for(providers), mode)
+    pipeline = BundlePipeline(sessions, assets, bundle_config(manifest, config), manifest)
+    pipeline.open_report = OpenReport(round((time.perf_counter() - start) * 1000.0, 1), mode.value,
+                                      tuple(report for _, report in opened.values()))
+    log.info("opened %s in %.1f s (%s)", manifest.bundle, pipeline.open_report.total_ms / 1000, pipeline.open_report.summary())
+    return pipeline
+
+
+def _size(path: Path) -> int:
+    """Bytes of a bundle file (0 when missing: the file check then names it)."""
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _open_graph(manifest: Manifest, entry: GraphEntry, providers, mode: Verify, cache: SessionCache | None):
+    start = time.perf_counter()
+    hashed = check_files(manifest, entry.files, mode, cache.root if cache else None)
+    # The ONNX Runtime variant (attention fused) where export wrote one; same inputs and outputs.
+    path = manifest.path(entry.ort_graph)
+    key = graph_key(entry.name, manifest.bundle, entry.files, providers, SESSION_OPTIONS) if cache else None
+    session = OrtSession(path, providers, cache, key)
+    _check_io(entry, session)
+    return session, GraphOpen(entry.name, round((time.perf_counter() - start) * 1000.0, 1), session.cache_status, hashed)
 
 
 def _roi_pool_for(providers) -> object:

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from lredit.errors import OutputError
+from lredit.kernels.geometry import cells_to_pixels
 from lredit.versions import versions
 
 from .pipeline import EditResult
@@ -81,8 +82,9 @@ def write_outputs(result: EditResult, out: Path, report: dict, *, overwrite: boo
 
 
 def overlay(result: EditResult) -> Image.Image:
-    """The working image with every chosen box; the winner thick and green, the others red."""
-    img = result.source.copy()
+    """The working image with every searched box faint (thin, translucent), every chosen box
+    strong: the winner thick and green, the others red."""
+    img = _searched_boxes(result)
     draw = ImageDraw.Draw(img)
     for k, (x1, y1, x2, y2) in enumerate(result.boxes_px.tolist()):
         if k != result.chosen:
@@ -92,6 +94,21 @@ def overlay(result: EditResult) -> Image.Image:
     draw.rectangle((x1, y1, x2, y2), outline=(20, 220, 60), width=4)
     draw.text((x1 + 4, y1 + 3), f"{result.chosen} *", fill=(20, 220, 60))
     return img
+
+
+def _searched_boxes(result: EditResult) -> Image.Image:
+    """The source with each searched (anchor, size) box that was not chosen drawn thin at 35%."""
+    base = result.source.convert("RGBA")
+    regions = result.regions
+    if regions is None:
+        return result.source.copy()
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    boxes = cells_to_pixels(result.boxes_cells, result.grid, result.config.working_size)
+    for k, m in zip(*np.nonzero(regions.searched)):
+        if m != regions.chosen_size[k]:
+            draw.rectangle(tuple(boxes[k, m].tolist()), outline=(255, 210, 60, 90), width=1)
+    return Image.alpha_composite(base, layer).convert("RGB")
 
 
 def build_report(result: EditResult, *, image: str, backend: str, models: dict) -> dict:
@@ -130,6 +147,7 @@ def build_report(result: EditResult, *, image: str, backend: str, models: dict) 
         "working_size": cfg.working_size,
         "chosen": result.chosen,
         "candidates": candidates,
+        "regions": None if result.regions is None else result.regions.to_report(),
         "timings_ms": result.timings,
         "warnings": result.warnings,
         "versions": versions(),

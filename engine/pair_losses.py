@@ -4,11 +4,11 @@ scorer `learn_sizes` and `lr-train-rgn` learn from.
 `PairLosses(pipeline, image, prompt, caption)` runs stages 1-3 once (DINO, anchors, proposals +
 ROI pool: `pooled`), embeds the source and the texts once, and is then called with (anchor,
 size) pairs: it inpaints what is missing and returns each pair's total loss L. Noise is keyed
-(seed, anchor k, size m) because size m is inpainted for all K anchors in one batch whose row k
-is anchor k (the pipeline's `_denoise`), so a pair's image does not depend on what else was
-asked. Asking for one pair of size m inpaints the K pairs of that size (cached; a pair is never
-inpainted twice). Region search (issue #12, its row-batched chunked denoiser and pruning) is a
-faster provider of the same interface: `pooled` and `__call__(pairs) -> losses`.
+(seed, anchor k, size m) and the pipeline's `inpaint` runs one denoise row per pair, so a pair's
+image does not depend on what else was asked: exactly the missing pairs are inpainted, each at
+most once. Region search's
+`search` is the pruned provider of the same losses; this class is the exhaustive one that
+learning needs: `pooled` and `__call__(pairs) -> losses`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class PairLosses:
         k, m = self.boxes.shape[:2]
         self.totals = np.full((k, m), np.nan)
         self.terms: list[list[dict | None]] = [[None] * m for _ in range(k)]
-        self.inpainted_sizes: list[int] = []
+        self.pairs_inpainted = 0
         self._source = None
 
     @property
@@ -59,11 +59,11 @@ class PairLosses:
         return self.totals.shape
 
     def __call__(self, pairs: np.ndarray) -> np.ndarray:
-        """pairs [n, 2] of (anchor, size index) -> total loss [n]."""
+        """pairs [n, 2] of (anchor, size index) -> total loss [n]; each pair inpainted at most once."""
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-        for size in np.unique(pairs[:, 1]):
-            if np.isnan(self.totals[:, size]).any():
-                self._score_size(int(size))
+        missing = pairs[np.isnan(self.totals[pairs[:, 0], pairs[:, 1]])]
+        if len(missing):
+            self._score(np.unique(missing, axis=0))
         return self.totals[pairs[:, 0], pairs[:, 1]]
 
     def all_losses(self) -> np.ndarray:
@@ -71,24 +71,22 @@ class PairLosses:
         k, m = self.shape
         return self(np.argwhere(np.ones((k, m), dtype=bool))).reshape(k, m)
 
-    def _score_size(self, size: int) -> None:
-        """Inpaint size `size` for all K anchors (row k = anchor k) and score the K candidates."""
-        pipe, cfg, k = self.pipeline, self.config, self.shape[0]
-        with self.timer.stage("masks"):
-            work, masks, _ = pipe._masks(self.image, self.boxes[:, size], self.grid, cfg)
-        with self.timer.stage("vae_encode"):
-            latents = pipe._encode(work, masks)
-        with self.timer.stage("denoise"):
-            latents = pipe._denoise(masks, latents, self.hidden, np.full(k, size), cfg, self.timer, None)
-        with self.timer.stage("vae_decode"):
-            decoded = pipe._decode(latents, work, masks, cfg)
+    def _score(self, pairs: np.ndarray) -> None:
+        images, work = self._inpaint(pairs)
         with self.timer.stage("objective"):
-            terms = self._losses([Image.fromarray(x) for x in decoded], Image.fromarray(work))
-        self.totals[:, size] = terms.total
-        for anchor in range(k):
-            self.terms[anchor][size] = terms.entry(anchor)
-        self.inpainted_sizes.append(size)
-        log.debug("size %d: losses %s", size, np.round(terms.total, 4))
+            terms = self._losses([Image.fromarray(x) for x in images], Image.fromarray(work))
+        self.totals[pairs[:, 0], pairs[:, 1]] = terms.total
+        for i, (anchor, size) in enumerate(pairs.tolist()):
+            self.terms[anchor][size] = terms.entry(i)
+        self.pairs_inpainted += len(pairs)
+        log.debug("pairs %s: losses %s", pairs.tolist(), np.round(terms.total, 4))
+
+    def _inpaint(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded uint8 images [n, S, S, 3] of `pairs` (the pipeline's row-batched inpaint, one
+        denoise row per pair, noise keyed by pair) and the working image."""
+        boxes = self.boxes[pairs[:, 0], pairs[:, 1]]
+        inp = self.pipeline.inpaint(self.image, boxes, self.grid, pairs, self.hidden, self.config, self.timer, None)
+        return inp.images, inp.work
 
     def _losses(self, candidates: list[Image.Image], source: Image.Image) -> LossTerms:
         size = self.pipeline.assets.clip_image_size

@@ -1,8 +1,10 @@
 """The edit pipeline as numbered stages over numpy arrays. Which backend runs each graph
 (torch reference, ONNX Runtime, TensorRT) is the sessions' business, not the pipeline's.
 
-validate -> 1 saliency (dino) -> 2 anchors -> 3 proposals + ROI pool -> 4 RGN -> 5 masks ->
-6 text -> 7 VAE encode -> 8 denoise (K candidates, one batch, guidance) -> 9 decode -> 10 rank.
+validate -> 1 saliency (dino) -> 2 anchors -> 3 proposals + ROI pool -> 4 RGN -> text ->
+5 masks -> 6 VAE encode -> 7 denoise (one row per (anchor, size) pair, guidance, chunked to the
+bundle's batch) -> 8 decode -> 9 region choice (engine/regions.py: the RGN's sizes, or search
+scoring every pair and pruning mid-schedule) -> 10 rank the K winners.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from lredit.tokenizer import ClipTokenizer
 
 from . import anchors as anchor_ops
 from . import images as image_ops
+from . import regions
 from .arrays import array_module, on_device, to_host
+from .batching import run_in_chunks, tightest
+from .denoise import DenoiseRows, RowDenoiser
 from .noise import initial_noise
 from .ranking import RankScores, rank_candidates
 from .sessions import GraphSession, Scheduler
@@ -48,6 +53,8 @@ class PipelineAssets:
     roi_pool: Callable = roi_pool_ref.roi_pool_anchors
     """(tokens, grid, anchors, half_sizes, weight, bias, PoolSpec) -> (pooled, boxes): the
     numpy reference, or kernels.loader.CudaRoiPool on GPU."""
+    batch_limits: dict = field(default_factory=dict)
+    """Graph -> largest batch per call (a bundle's profile); larger batches run in chunks."""
     rgn: RgnParams | None = None
     """The RGN's weights in numpy (head + projection) where known: what mode `learn` starts from."""
     notes: tuple[str, ...] = ()
@@ -80,13 +87,37 @@ class EditResult:
     config: EditConfig
     prompt: str
     source_caption: str | None = None
+    regions: "regions.RegionsOutcome | None" = None
+    """How the box sizes were chosen: mode, losses per pair, pruning phases, UNet rows."""
+
+
+@dataclass(frozen=True)
+class Inpainted:
+    """Stages 5-9 for a set of (anchor, size) rows."""
+
+    work: np.ndarray
+    """Working image uint8 [S, S, 3]."""
+    masks: np.ndarray
+    """[R, S, S] masks of every row started."""
+    boxes_px: np.ndarray
+    """[R, 4] pixel boxes of every row started."""
+    live: np.ndarray
+    """Indices of the rows that ran to the end (all without pruning)."""
+    images: np.ndarray
+    """[len(live), S, S, 3] uint8 decoded results of the live rows."""
+    unet_rows: int
+    phases: list
+    """Per phase: step reached, pairs alive in it, UNet rows run in it."""
 
 
 class EditPipeline:
-    def __init__(self, sessions: Mapping[str, GraphSession], assets: PipelineAssets, config: EditConfig | None = None):
+    def __init__(self, sessions: Mapping[str, GraphSession], assets: PipelineAssets, config: EditConfig | None = None,
+                 scorer_factory: Callable | None = None):
         self.sessions = sessions
         self.assets = assets
         self.config = (config or EditConfig()).validated()
+        self.scorer_factory = scorer_factory
+        """(RegionJob) -> scorer of decoded pairs; None = CLIP and the paper's objective (regions.clip_scorer)."""
 
     # ------------------------------------------------------------------------------------
     def edit(
@@ -114,20 +145,15 @@ class EditPipeline:
         with timer.stage("rgn"):
             log_probs = self._run("rgn", pooled=pooled)["log_probs"]
             size_index = self._choose_sizes(log_probs, cfg)
-        with timer.stage("masks"):
-            chosen_boxes = boxes[np.arange(len(anchors)), size_index]
-            work, masks, boxes_px = self._masks(img, chosen_boxes, grid, cfg)
         with timer.stage("text"):
             hidden = self._text(prompt, cfg, warnings)
-        with timer.stage("vae_encode"):
-            masked_latents = self._encode(work, masks)
-        with timer.stage("denoise"):
-            latents = self._denoise(masks, masked_latents, hidden, size_index, cfg, timer, on_step)
-        with timer.stage("vae_decode"):
-            decoded = self._decode(latents, work, masks, cfg)
+        # 5-9: masks, VAE encode, denoise, decode for the pairs the region mode needs
+        mode = regions.resolve_mode(self, cfg, warnings)
+        job = regions.RegionJob(self, img, pooled, boxes, grid, hidden, prompt, source_caption, cfg, timer, on_step, warnings)
+        chosen = regions.choose_regions(mode, job, size_index)
         with timer.stage("rank"):
-            candidates = [Image.fromarray(x) for x in decoded]
-            source = Image.fromarray(image_ops.to_uint8(work))
+            candidates = [Image.fromarray(x) for x in chosen.images]
+            source = Image.fromarray(image_ops.to_uint8(chosen.work))
             scores = self._rank(candidates, source, prompt, cfg)
         return EditResult(
             image=candidates[scores.chosen],
@@ -136,8 +162,8 @@ class EditPipeline:
             anchors=anchors,
             grid=grid,
             boxes_cells=boxes,
-            size_index=size_index,
-            boxes_px=boxes_px,
+            size_index=chosen.outcome.chosen_size,
+            boxes_px=chosen.boxes_px,
             probabilities=np.exp(log_probs.astype(np.float64)),
             scores=scores,
             chosen=scores.chosen,
@@ -146,9 +172,50 @@ class EditPipeline:
             config=cfg,
             prompt=prompt,
             source_caption=source_caption,
+            regions=chosen.outcome,
         )
 
-    # -- stages --------------------------------------------------------------------------
+    @property
+    def has_rgn_checkpoint(self) -> bool:
+        """True when the RGN's weights come from a checkpoint (not the seeded initialisation)."""
+        return not str(self.assets.sources.get("rgn", "seeded")).startswith("seeded")
+
+    def batch_limit(self, graph: str, cfg: EditConfig) -> int | None:
+        """Largest batch one call of `graph` takes: the bundle's profile, and for the UNet also
+        the config's memory cap (None = no limit)."""
+        cap = cfg.max_unet_batch if graph == "unet" else 0
+        return tightest(self.assets.batch_limits.get(graph), cap)
+
+    def inpaint(self, img, pair_boxes, grid, pairs, hidden, cfg: EditConfig, timer: StageTimer, on_step, prune=None) -> "Inpainted":
+        """Stages 5-9 for the rows `pairs` ([R, 2] (anchor, size)), boxes [R, 4] in cells.
+        `prune`, if given, is called at its `steps` with (step, live row indices, decoded x0
+        images, working image) and returns which of the live rows continue."""
+        with timer.stage("masks"):
+            work, masks, boxes_px = self._masks(img, pair_boxes, grid, cfg)
+        with timer.stage("vae_encode"):
+            masked_latents = self._encode(work, masks)
+        with timer.stage("denoise"):
+            den = self._denoiser(cfg, timer, on_step)
+            den.start(self._rows(pairs, masks, masked_latents, hidden, cfg))
+            live, phases = np.arange(len(pairs)), []
+            for step in (prune.steps if prune is not None else ()):
+                rows_before = den.unet_rows
+                x0 = den.run(until=step)
+                with timer.stage("prune_decode"):
+                    images = self._decode(x0, work, masks[live], cfg)
+                keep = np.asarray(prune(step, live, images, work), dtype=np.int64)
+                phases.append({"step": step, "pairs_alive": len(live), "rows_run": den.unet_rows - rows_before})
+                den.keep(keep)
+                live = live[keep]
+            rows_before = den.unet_rows
+            latents = den.run()
+            phases.append({"step": den.total_steps, "pairs_alive": len(live), "rows_run": den.unet_rows - rows_before})
+            _check_finite("denoise", "latents", latents)
+        with timer.stage("vae_decode"):
+            images = self._decode(latents, work, masks[live], cfg)
+        return Inpainted(work, masks, boxes_px, live, images, den.unet_rows, phases)
+
+        # -- stages --------------------------------------------------------------------------
     def _saliency(self, pixels: np.ndarray):
         out = self._run("dino", pixels=pixels)
         tokens, saliency = out["features"][0], out["saliency"][0]
@@ -161,7 +228,7 @@ class EditPipeline:
     def _anchors(saliency: np.ndarray, grid, cfg: EditConfig) -> np.ndarray:
         values = anchor_ops.cumulative_saliency(saliency)
         return anchor_ops.select_anchors(
-            values, grid, cfg.anchors, distinct=cfg.distinct_anchors, margin=cfg.max_window
+            values, grid, cfg.anchors, distinct=cfg.distinct_anchors, margin=cfg.max_window, spacing=cfg.anchor_spacing
         )
 
     def _pool(self, tokens: np.ndarray, grid, anchors: np.ndarray, cfg: EditConfig):
@@ -221,48 +288,31 @@ class EditPipeline:
 
     def _encode(self, work: np.ndarray, masks: np.ndarray) -> np.ndarray:
         image = image_ops.sd_pixels(work[None])
-        masked = image * (masks[:, None] < 0.5)
-        return self._run("vae_encoder", keep_on_device=True, images=masked.astype(np.float32))["latents"]
+        masked = (image * (masks[:, None] < 0.5)).astype(np.float32)
+        run = lambda **feeds: self._run("vae_encoder", keep_on_device=True, **feeds)  # noqa: E731
+        return run_in_chunks(run, self.assets.batch_limits.get("vae_encoder"), images=masked)["latents"]
 
-    def _denoise(self, masks, masked_latents, hidden, size_index, cfg: EditConfig, timer: StageTimer, on_step) -> np.ndarray:
-        k = masks.shape[0]
-        f = self.assets.vae_scale_factor
+    def _denoiser(self, cfg: EditConfig, timer: StageTimer, on_step) -> RowDenoiser:
         scheduler = self.assets.make_scheduler(cfg.scheduler)
-        timesteps = scheduler.set_timesteps(cfg.steps)
+        unet = lambda **feeds: self._run("unet", keep_on_device=True, **feeds)["noise_pred"]  # noqa: E731
+        return RowDenoiser(unet, scheduler, steps=cfg.steps, guidance=cfg.guidance,
+                           max_batch=self.batch_limit("unet", cfg), timer=timer, on_step=on_step)
+
+    def _rows(self, pairs: np.ndarray, masks, masked_latents, hidden, cfg: EditConfig) -> DenoiseRows:
+        """One denoise row per (anchor, size) pair; noise keyed by the pair (engine.noise)."""
+        f = self.assets.vae_scale_factor
         shape = (self.assets.latent_channels, cfg.working_size // f, cfg.working_size // f)
-        noise = np.stack([initial_noise(cfg.seed, i, int(size_index[i]), shape) for i in range(k)])
+        noise = np.stack([initial_noise(cfg.seed, int(k), int(m), shape) for k, m in pairs])
         # From here to the decoded images, arrays live where the sessions put them (numpy or
         # CuPy): no host copy inside the loop on GPU sessions.
         xp = array_module(masked_latents)
-        latents = xp.asarray((noise * np.float32(scheduler.init_noise_sigma)).astype(np.float32))
         mask_latent = xp.asarray(np.ascontiguousarray(masks[:, None, ::f, ::f], dtype=np.float32))
-        extra = xp.concatenate([mask_latent, masked_latents], axis=1)
-        reps = 2 if cfg.do_guidance else 1
-        extra = xp.concatenate([extra] * reps)
-        context = xp.repeat(hidden, k, axis=0)  # [uncond x K, cond x K]
-        guidance = np.float32(cfg.guidance)
-        for i, t in enumerate(timesteps):
-            with timer.stage("denoise_step"):
-                model_in = scheduler.scale_model_input(xp.concatenate([latents] * reps), t)
-                model_in = xp.concatenate([model_in.astype(np.float32), extra], axis=1)
-                eps = self._run(
-                    "unet",
-                    keep_on_device=True,
-                    sample=model_in,
-                    timestep=xp.full((model_in.shape[0],), t, dtype=np.float32),
-                    encoder_hidden_states=context,
-                )["noise_pred"]
-                if cfg.do_guidance:
-                    uncond, cond = eps[:k], eps[k:]
-                    eps = uncond + guidance * (cond - uncond)
-                latents = scheduler.step(eps.astype(np.float32), t, latents).astype(np.float32)
-            if on_step is not None:
-                on_step(i + 1, len(timesteps))
-        _check_finite("denoise", "latents", latents)
-        return latents
+        context = xp.broadcast_to(hidden[None], (len(pairs), *hidden.shape))  # (uncond, cond) per row
+        return DenoiseRows(mask_latent, masked_latents, noise, context)
 
     def _decode(self, latents, work, masks, cfg: EditConfig) -> np.ndarray:
-        decoded = image_ops.sd_to_uint8(self._run("vae_decoder", latents=latents)["images"])
+        run = lambda **feeds: self._run("vae_decoder", **feeds)  # noqa: E731
+        decoded = image_ops.sd_to_uint8(run_in_chunks(run, self.assets.batch_limits.get("vae_decoder"), latents=latents)["images"])
         if cfg.paste_back:
             keep = masks[..., None] >= 0.5
             decoded = np.where(keep, decoded, image_ops.to_uint8(work)[None])

@@ -20,6 +20,8 @@ F32 = np.float32
 class _Base:
     init_noise_sigma = 1.0
     default_spacing = "leading"
+    row_state: tuple[str, ...] = ()
+    """Attributes holding per-row state (arrays, or lists of arrays, batch first): `select` slices them."""
 
     def __init__(self, config: dict, alphas_cumprod):
         if config.get("prediction_type", "epsilon") != "epsilon":
@@ -50,6 +52,23 @@ class _Base:
     def scale_model_input(self, sample: np.ndarray, timestep) -> np.ndarray:
         return sample
 
+    def predict_x0(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
+        """The clean-latent estimate at `timestep` from an epsilon prediction (what `step` forms
+        internally), for scoring partway through the schedule."""
+        a_t = self._alpha(int(timestep))
+        return ((sample - (F32(1) - a_t) ** F32(0.5) * model_output) / a_t ** F32(0.5)).astype(F32)
+
+    def select(self, rows) -> None:
+        """Keep only `rows` (indices into the batch) of every per-row state, so the next `step`
+        runs on that sub-batch exactly as if only those rows had been run from the start."""
+        rows = np.asarray(rows, dtype=np.int64)
+        for name in self.row_state:
+            value = getattr(self, name, None)
+            if isinstance(value, list):
+                setattr(self, name, [None if v is None else v[rows] for v in value])
+            elif value is not None:
+                setattr(self, name, value[rows])
+
 
 class DDIMScheduler(_Base):
     def set_timesteps(self, steps: int) -> np.ndarray:
@@ -71,6 +90,8 @@ class DDIMScheduler(_Base):
 
 class PNDMScheduler(_Base):
     """PLMS (skip_prk_steps=True): linear multistep over the last 4 noise predictions."""
+
+    row_state = ("ets", "cur_sample")
 
     def set_timesteps(self, steps: int) -> np.ndarray:
         if not self.config.get("skip_prk_steps", False):
@@ -162,6 +183,9 @@ class EulerDiscreteScheduler(_SigmaScheduler):
         sigma = self.sigmas[self._index(timestep)]
         return (sample / (sigma**2 + F32(1)) ** F32(0.5)).astype(F32)
 
+    def predict_x0(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
+        return (sample - self.sigmas[self._index(timestep)] * model_output).astype(F32)
+
     def step(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
         i = self._index(timestep)
         sigma, sigma_next = self.sigmas[i], self.sigmas[i + 1]
@@ -173,6 +197,8 @@ class EulerDiscreteScheduler(_SigmaScheduler):
 class DPMSolverMultistepScheduler(_SigmaScheduler):
     """DPM-Solver++ (data prediction), order 2, midpoint; first order at the start and at the
     zero final sigma."""
+
+    row_state = ("previous",)
 
     def __init__(self, config: dict, alphas_cumprod):
         super().__init__(config, alphas_cumprod)
@@ -205,6 +231,10 @@ class DPMSolverMultistepScheduler(_SigmaScheduler):
         sigma_t = sigma * alpha
         with np.errstate(divide="ignore"):  # sigma 0 at the end: lambda = +inf, exp(-h) = 0
             return alpha, sigma_t, np.log(alpha) - np.log(sigma_t)
+
+    def predict_x0(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
+        alpha, sigma, _ = self._alpha_sigma_lambda(self.sigmas[self._index(timestep)])
+        return ((sample - sigma * model_output) / alpha).astype(F32)
 
     def step(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
         i = self._index(timestep)

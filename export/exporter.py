@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -35,6 +36,9 @@ from .ort_fusion import ort_variant_name, write_ort_variant
 from .rgn import rgn_params
 from .scheduler_tables import scheduler_tables
 from .specs import SPECS, ExportSettings
+from .weights_audit import reference_shared_weights
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ExportConfig", "ExportError", "Precision", "run_export"]
 
@@ -71,10 +75,32 @@ def _source_key(name: str, module: torch.nn.Module, cfg: ExportConfig) -> str:
             "opset": cfg.opset,
             "weights": _weights_digest(module),
             "lredit": lredit.__version__,
+            "storage": _storage(name, cfg),
         },
         sort_keys=True,
     )
     return hashlib.sha256(desc.encode()).hexdigest()
+
+
+def _with_variant(name: str, cfg: ExportConfig) -> bool:
+    """Whether `name` gets an attention-fused ONNX Runtime variant sharing its weights file.
+    fp32 only: ONNX Runtime's CPU MultiHeadAttention is fp32, and fp16 bundles are for GPUs."""
+    return SPECS[name].ort_attention and cfg.precision is Precision.FP32
+
+
+def _is_donor(name: str) -> bool:
+    """Another graph's spec shares this graph's weights file."""
+    return any(spec.shares_weights_with == name for spec in SPECS.values())
+
+
+def _storage(name: str, cfg: ExportConfig) -> str:
+    """How a graph stores its weights (part of its source key: a change re-exports it)."""
+    donor = SPECS[name].shares_weights_with
+    if donor in cfg.graphs:
+        return f"references {donor}'s weights file"
+    if _with_variant(name, cfg) or _is_donor(name):
+        return "external weights file, shared"
+    return "in the graph, or external past 1 GB"
 
 
 def run_export(cfg: ExportConfig, on_graph: Callable[[str, str], None] | None = None) -> dict:
@@ -96,9 +122,10 @@ def run_export(cfg: ExportConfig, on_graph: Callable[[str, str], None] | None = 
     old_parity = _read_parity(out)
     staging = Path(tempfile.mkdtemp(dir=_mkdir(out), prefix=".staging-"))
     try:
-        for name in cfg.graphs:
+        # A graph sharing another's weights file comes after it (stable: the given order otherwise).
+        for name in sorted(cfg.graphs, key=lambda g: SPECS[g].shares_weights_with in cfg.graphs):
             old_entry = (old or {}).get("graphs", {}).get(name)
-            entry, report, status = _export_one(name, models, cfg, out, staging, old_entry, old_parity.get(name))
+            entry, report, status = _export_one(name, models, cfg, out, staging, old_entry, old_parity.get(name), done=graphs)
             graphs[name], parity[name] = entry, report
             failures += [f"{name}.{o}: {_failure(r)}" for o, r in report.items() if not r["ok"]]
             if on_graph:
@@ -137,7 +164,7 @@ def _read_parity(out: Path) -> dict:
         return {}
 
 
-def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_entry, old_report):
+def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_entry, old_report, done: dict):
     spec = SPECS[name]
     module = spec.wrap(models, cfg.settings)
     sizes = spec.static_sizes(models, cfg.settings)
@@ -149,11 +176,12 @@ def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_e
     else:
         status = "exported"
     rel = layout.onnx_name(name)
-    written = export_onnx(spec, module, sizes, staging / rel, cfg.precision.value, cfg.opset)
+    with_variant = _with_variant(name, cfg)
+    written = export_onnx(spec, module, sizes, staging / rel, cfg.precision.value, cfg.opset,
+                          external_weights=with_variant or _is_donor(name))
     report = check_parity(spec, module, sizes, staging / rel, cfg.precision.value, cfg.parity_seed)
     ort_file = None
-    # fp32 only: ONNX Runtime's CPU MultiHeadAttention is fp32, and fp16 bundles are for GPUs.
-    if spec.ort_attention and cfg.precision is Precision.FP32:
+    if with_variant:
         variant = ort_variant_name(rel)
         if write_ort_variant(staging / rel, staging / variant):
             fused = check_parity(spec, module, sizes, staging / variant, cfg.precision.value, cfg.parity_seed)
@@ -166,6 +194,7 @@ def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_e
         final = out / "onnx" / path.name
         path.replace(final)
         files[f"onnx/{path.name}"] = layout.sha256_file(final)
+    files.update(_share_donor_weights(spec, out, rel, done))
     precision = cfg.precision.value if spec.fp16 else "fp32"
     entry = {
         "file": rel,
@@ -180,6 +209,19 @@ def _export_one(name, models, cfg: ExportConfig, out: Path, staging: Path, old_e
         **spec.table(sizes),
     }
     return entry, report, status
+
+
+def _share_donor_weights(spec, out: Path, rel: str, done: dict) -> dict[str, str]:
+    """Point the graph at `rel` to its donor's weights file where it holds the same tensors;
+    returns the file entries to add (the donor's data file, the rewritten graph's new sha256)."""
+    donor = done.get(spec.shares_weights_with)
+    if donor is None:
+        return {}
+    data = [f for f in donor["files"] if f.endswith(".data")]
+    if not data or not reference_shared_weights(out / rel, out / donor["file"]):
+        return {}
+    log.info("%s: shares %s's weights file %s", spec.name, spec.shares_weights_with, data[0])
+    return {rel: layout.sha256_file(out / rel), data[0]: donor["files"][data[0]]}
 
 
 def _write_assets(models, out: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import torch
 
+from lredit.atomic import set_file_mode
 from lredit.config import CPU_PROVIDERS
 
 from .specs.base import GraphSpec
@@ -19,8 +20,11 @@ log = logging.getLogger(__name__)
 TWO_GB = 2 * 1024**3 - 1
 
 
-def export_onnx(spec: GraphSpec, module: torch.nn.Module, sizes: dict, path: Path, precision: str, opset: int) -> list[Path]:
-    """Write `path` (plus `<name>.data` holding the weights when they pass 1 GB); return the files.
+def export_onnx(spec: GraphSpec, module: torch.nn.Module, sizes: dict, path: Path, precision: str, opset: int,
+                external_weights: bool = False) -> list[Path]:
+    """Write `path` (plus `<name>.data` holding the weights when they pass 1 GB, or always with
+    `external_weights`: a graph whose ORT variant shares them); return the files, with the mode
+    the umask gives.
 
     torch writes a graph over 2 GB as one file per tensor, so every export goes to a scratch
     folder first and is re-saved in the bundle's layout (converted to fp16 on the way if asked)."""
@@ -52,8 +56,10 @@ def export_onnx(spec: GraphSpec, module: torch.nn.Module, sizes: dict, path: Pat
         model = onnx.load(str(raw), load_external_data=True)
     if precision == "fp16" and spec.fp16:
         model = _to_fp16(spec, model, large=large)
-    _save(model, path)
-    return [p for p in (path, _data_path(path)) if p.exists()]
+    _save(model, path, external_weights)
+    files = [p for p in (path, _data_path(path)) if p.exists()]
+    set_file_mode(*files)  # onnx writes the .data file 0600
+    return files
 
 
 def _data_path(path: Path) -> Path:
@@ -71,11 +77,12 @@ def _to_fp16(spec: GraphSpec, model: onnx.ModelProto, large: bool) -> onnx.Model
     )
 
 
-def _save(model: onnx.ModelProto, path: Path) -> None:
+def _save(model: onnx.ModelProto, path: Path, external: bool) -> None:
     large = sum(t.ByteSize() for t in model.graph.initializer) > TWO_GB // 2
-    if large:
+    if large or external:
+        # Every initializer, however small, so that a variant graph referencing this file holds none itself.
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=_data_path(path).name, size_threshold=1024)
+                        location=_data_path(path).name, size_threshold=0)
     else:
         onnx.save_model(model, str(path))
 

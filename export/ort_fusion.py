@@ -21,6 +21,8 @@ from pathlib import Path
 import onnx
 from onnx import helper, numpy_helper
 
+from lredit.atomic import set_file_mode
+
 
 class _Graph:
     def __init__(self, graph: onnx.GraphProto):
@@ -148,14 +150,20 @@ def fuse_attention(model: onnx.ModelProto) -> int:
 
 
 def write_ort_variant(src: Path, dst: Path) -> int:
-    """Fuse `src` into `dst` (same folder: external weights stay shared). Returns the count;
-    0 means nothing matched and nothing was written."""
+    """Fuse `src` into `dst` (same folder: its external weights file is shared, not copied).
+    Returns the count; 0 means nothing matched and nothing was written. `src` must hold its
+    weights in an external file: a variant of a self-contained graph would be a second copy."""
     if Path(src).parent != Path(dst).parent:
         raise ValueError("the ORT variant must sit beside its graph to share the external weights")
     model = onnx.load(str(src), load_external_data=False)
     count = fuse_attention(model)
+    embedded = [t.name for t in model.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
+    if count and embedded:
+        raise ValueError(f"{Path(src).name} embeds {len(embedded)} initializers (e.g. {embedded[0]}); "
+                         "export it with external weights so its variant can share them")
     if count:
         onnx.save(model, str(dst))
+        set_file_mode(dst)
     return count
 
 

@@ -8,6 +8,15 @@ from lredit.config import EditConfig
 FAST = dict(working_size=64, steps=3, anchors=3)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache_in_tmp(tmp_path_factory):
+    """ONNX Runtime's optimised-graph cache and the bundle stamps go under the test's tmp folder,
+    never ~/.cache (tests write only under tmp)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LREDIT_SESSION_CACHE", str(tmp_path_factory.mktemp("session_cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_models():
     from lredit.export.models import ModelSources, load_models

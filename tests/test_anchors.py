@@ -71,3 +71,57 @@ def test_cells_to_pixels_and_masks_at_any_resolution():
         assert masks[1, y1, x1] == 1 and masks[1, y2, x2] == 1
         assert masks[1, y1 - 1, x1] == 0 and masks[1, y2, x2 + 1] == 0
     assert G.cells_to_pixels(np.array([[4, 4, 8, 8]]), (32, 32), 256).tolist() == [[33, 33, 66, 66]]
+
+
+def _chebyshev(anchors):
+    d = np.abs(anchors[:, None] - anchors[None]).max(-1)
+    np.fill_diagonal(d, 10**6)
+    return d.min()
+
+
+def test_anchor_spacing_skips_neighbours_greedily_by_saliency():
+    grid = (16, 16)
+    # A ridge of four neighbouring cells on row 10 (the shipped example's pattern), then two
+    # isolated peaks: spacing 3 keeps the ridge's best cell and the cell 3 columns along it.
+    values = _peaks(grid, [(10, 4), (10, 5), (10, 6), (10, 7), (2, 2), (12, 13), (10, 9)])
+    assert A.select_anchors(values, grid, 4, distinct=True, margin=0, spacing=0).tolist() == [[10, 4], [10, 5], [10, 6], [10, 7]]
+    got = A.select_anchors(values, grid, 4, distinct=True, margin=0, spacing=3)
+    assert got.tolist() == [[10, 4], [10, 7], [2, 2], [12, 13]]
+    assert _chebyshev(got) >= 3
+    # (10, 9) is 2 columns from (10, 7): skipped; diagonal distance counts as the larger offset.
+    got5 = A.select_anchors(values, grid, 3, distinct=True, margin=0, spacing=5)
+    assert got5.tolist() == [[10, 4], [2, 2], [12, 13]]
+
+
+def test_anchor_spacing_1_equals_plain_top_k():
+    rng = np.random.default_rng(3)
+    values = rng.random(64)
+    plain = A.select_anchors(values, (8, 8), 9, distinct=True, margin=0, spacing=0)
+    assert A.select_anchors(values, (8, 8), 9, distinct=True, margin=0, spacing=1).tolist() == plain.tolist()
+
+
+def test_anchor_spacing_fills_up_with_top_patches_when_the_map_is_too_small():
+    # 4x4 grid, spacing 3: at most 4 cells can be 3 apart ((0,0),(0,3),(3,0),(3,3)).
+    values = np.arange(16.0)[::-1].copy()  # patch 0 most salient
+    got = A.select_anchors(values, (4, 4), 6, distinct=True, margin=0, spacing=3)
+    assert got[:4].tolist() == [[0, 0], [0, 3], [3, 0], [3, 3]]
+    assert got[4:].tolist() == [[0, 1], [0, 2]]  # the most salient patches not yet taken
+    assert len({tuple(a) for a in got.tolist()}) == 6
+
+
+def test_anchor_spacing_bad_values_are_clear_errors():
+    with pytest.raises(InputError, match="anchor_spacing=-1"):
+        A.select_anchors(np.arange(16.0), (4, 4), 2, distinct=True, margin=0, spacing=-1)
+    # The authors' rule has no spacing: the same anchors with or without it.
+    values = _peaks((32, 32), [(16, 16), (15, 16)])
+    assert np.array_equal(A.select_anchors(values, (32, 32), 4, distinct=False, margin=15, spacing=4),
+                          A.select_anchors(values, (32, 32), 4, distinct=False, margin=15))
+
+
+def test_config_spacing_engine_default_and_authors_zero():
+    from lredit.config import EditConfig
+
+    assert EditConfig().anchor_spacing == 4
+    assert EditConfig.preset("authors").anchor_spacing == 0
+    with pytest.raises(InputError, match="anchor_spacing"):
+        EditConfig(anchor_spacing=-2).validated()

@@ -1,6 +1,7 @@
 """lr-bench: a tiny run through the CLI, its JSON against the schema, the formatters over it."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -30,6 +31,13 @@ def test_tiny_run_writes_valid_json_markdown_and_plot(tiny_bundle, tmp_path, cap
         assert r["stages_ms"]["denoise"]["p50"] > 0 and r["peak_rss_mb"] > 0
         assert r["speedup_vs_authors"] == pytest.approx(by["authors"]["end_to_end_ms"]["p50"] / e2e["p50"], rel=1e-2)
     assert by["engine-trt"]["status"] == "unavailable" and "TensorRT" in by["engine-trt"]["reason"]
+    # Memory per backend: each was measured in its own process, none of them this one.
+    pids = [by[name]["pid"] for name in ("authors", "engine-torch", "engine-ort", "engine-trt")]
+    assert len(set(pids)) == 4 and os.getpid() not in pids
+    for name in ("authors", "engine-torch", "engine-ort"):
+        r = by[name]
+        assert r["isolation"] == "process" and r["load_ms"] > 0 and 0 < r["steady_rss_mb"] <= r["peak_rss_mb"]
+    assert "torch" not in by["engine-ort"]["versions"]  # its process never imported torch
     md = (tmp_path / "b.md").read_text()
     assert "| engine-ort | 2 | 2 |" in md and "speed-up vs authors" in md and doc["command"] in md
     png = (tmp_path / "b.png").read_bytes()
@@ -104,6 +112,7 @@ def test_short_backend_names_are_accepted():
 
 
 def test_bench_image_is_deterministic():
+
     from lredit.bench.backends import bench_image
 
     assert np.array_equal(bench_image(), bench_image())
@@ -132,3 +141,38 @@ def test_report_rerenders_a_saved_record_and_peers_compare_on_inpaint(tmp_path, 
     assert main(["--report", str(saved), "--markdown", str(tmp_path / "r.md")]) == 2
     assert "r.md exists; pass --overwrite" in capsys.readouterr().err
     assert main(["--report", str(saved), "--markdown", str(tmp_path / "r.md"), "--overwrite"]) == 0
+
+
+def test_in_process_records_say_they_shared_the_process(tiny_bundle, tmp_path):
+    code = main(["--bundle", str(tiny_bundle), "--backends", "engine-ort", "--anchors", "1", "--steps", "1", "--runs", "1",
+                 "--warmup", "0", "--working-size", "64", "--in-process", "--json", str(tmp_path / "b.json"),
+                 "--markdown", str(tmp_path / "b.md"), "--no-progress"])
+    assert code == 0
+    (r,) = json.loads((tmp_path / "b.json").read_text())["records"]
+    assert r["pid"] == os.getpid() and r["isolation"] == "shared" and r["load_ms"] > 0
+    assert " (shared) |" in (tmp_path / "b.md").read_text()
+
+
+def test_a_child_that_dies_gives_failed_records():
+    """A measuring process killed from outside (as the kernel's OOM killer would) is a failed
+    point naming the exit code, not a hang or a missing row."""
+    import multiprocessing
+    import signal
+
+    from lredit.bench import isolated
+    from lredit.bench.config import BenchConfig
+
+    cfg = BenchConfig(models="tiny", backends=("engine-torch",), anchors=(1, 2), steps=(1,), runs=2, warmup=0,
+                      working_size=64)
+
+    def kill_children(_what):
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signal.SIGKILL)
+
+    from PIL import Image
+
+    from lredit.bench.backends import bench_image
+
+    records = isolated.measure_in_child("engine-torch", cfg, None, Image.fromarray(bench_image(96)), kill_children)
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert "exited with code -9 (killed: out of memory?)" in records[0]["reason"]

@@ -1,6 +1,7 @@
 """lr-export: every graph against its torch module on ONNX Runtime, bundles, idempotency."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -159,7 +160,8 @@ def test_tensorrt_parser_builds_every_pipeline_graph(exported):
     assert sorted(engines) == sorted(graphs)
     for name, rel in engines.items():
         assert (out / rel).stat().st_size > 0
-        assert rel.startswith(f"trt/{name}.{'fp32' if name == 'rgn' else precision}.") and rel.endswith(f".trt{trt.__version__}.aot.engine")
+        graph_precision = precision if SPECS[name].fp16 else "fp32"
+        assert rel.startswith(f"trt/{name}.{graph_precision}.") and rel.endswith(f".trt{trt.__version__}.aot.engine")
     with pytest.raises(ExportError, match="ROIAlign plugin"):
         build_engines(out, json.loads((out / "manifest.json").read_text()), trt=trt, sm="aot", graphs=["rgn_roi"])
 
@@ -206,3 +208,47 @@ def test_engines_are_rebuilt_only_when_their_inputs_changed(tmp_path):
     engine.write_bytes(engine.read_bytes()[:-10] + b"0123456789")
     assert build().startswith("engine built (file corrupt)")
     assert build().startswith("engine reused (unchanged)")
+
+
+def _graph_files(manifest: dict) -> list[str]:
+    return sorted({f for entry in manifest["graphs"].values() for f in entry["files"] if f.endswith(".onnx")})
+
+
+def test_no_weight_is_stored_twice(exported):
+    """Every graph file of a full tiny export: no initializer's bytes live in two places (the ORT
+    variants and rgn_roi reference the weights files of the graphs they share with)."""
+    from lredit.export.weights_audit import duplicate_weights, stored_weights
+
+    _, out, manifest, _ = exported
+    graphs = _graph_files(manifest)
+    assert "onnx/rgn_roi.onnx" in graphs and sum(len(stored_weights(out, g)) for g in graphs) > 100
+    pairs = duplicate_weights(out, graphs)
+    assert not pairs, [(a.graph, a.name, b.graph, b.name) for a, b in pairs[:5]]
+
+
+def test_weights_audit_finds_a_copied_weight(exported, tmp_path):
+    import onnx
+
+    from lredit.export.weights_audit import duplicate_weights
+
+    _, out, manifest, _ = exported
+    (tmp_path / "onnx").mkdir()
+    for name in ("rgn.onnx", "rgn.onnx.data"):
+        (tmp_path / "onnx" / name).write_bytes((out / "onnx" / name).read_bytes())
+    onnx.save(onnx.load(str(out / "onnx" / "rgn.onnx")), str(tmp_path / "onnx" / "copy.onnx"))  # weights embedded
+    pairs = duplicate_weights(tmp_path, ["onnx/rgn.onnx", "onnx/copy.onnx"])
+    assert pairs and {(a.store, b.store) for a, b in pairs} == {("onnx/rgn.onnx.data", "onnx/copy.onnx")}
+
+
+def test_exported_files_get_the_umask_mode(tmp_path):
+    """onnx writes external weights 0600 and mkstemp makes 0600; every bundle file gets the mode
+    its siblings get from the umask (here 027: 0640)."""
+    old = os.umask(0o027)
+    try:
+        run_export(ExportConfig(out=tmp_path / "b", graphs=("rgn", "rgn_roi", "vae_decoder"), settings=SETTINGS))
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "b").rglob("*") if p.is_file()]
+    assert any(p.name == "vae_decoder.onnx.data" for p in files) and any(p.name == "manifest.json" for p in files)
+    assert {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in files} == \
+        {p.relative_to(tmp_path).as_posix(): oct(0o640) for p in files}

@@ -54,3 +54,22 @@ def test_masked_attention_is_left_alone(tiny_bundle, tmp_path):
 def test_variant_must_sit_beside_its_weights(tmp_path):
     with pytest.raises(ValueError, match="beside its graph"):
         write_ort_variant(tmp_path / "a" / "unet.onnx", tmp_path / "b" / "unet.ort.onnx")
+
+
+@pytest.mark.parametrize("graph", ["unet", "vae_decoder", "vae_encoder"])
+def test_variant_references_the_shared_weights_file(tiny_bundle, graph):
+    entry = json.loads((tiny_bundle / "manifest.json").read_text())["graphs"][graph]
+    data = f"onnx/{graph}.onnx.data"
+    assert data in entry["files"]
+    for rel in (entry["file"], entry["ort_file"]):
+        model = onnx.load(str(tiny_bundle / rel), load_external_data=False)
+        places = {(t.data_location, {e.key: e.value for e in t.external_data}.get("location")) for t in model.graph.initializer}
+        assert places == {(onnx.TensorProto.EXTERNAL, f"{graph}.onnx.data")}, rel
+
+
+def test_variant_of_a_graph_with_embedded_weights_is_refused(tiny_bundle, tmp_path):
+    copy = tmp_path / "unet.onnx"
+    onnx.save(onnx.load(str(tiny_bundle / "onnx" / "unet.onnx")), str(copy))  # weights now embedded
+    with pytest.raises(ValueError, match="embeds .* initializers"):
+        write_ort_variant(copy, tmp_path / "unet.ort.onnx")
+    assert not (tmp_path / "unet.ort.onnx").exists()

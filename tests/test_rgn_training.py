@@ -32,9 +32,11 @@ def photo_module():
 def test_pair_losses_inpaint_each_size_once_and_match_the_pipelines_candidates(reference, scorer, photo_module):
     assert scorer.pooled.shape == (K, M * C, L, L)
     one = scorer(np.array([[1, 2]]))
-    assert scorer.inpainted_sizes == [2] and np.isfinite(scorer.totals[:, 2]).all() and np.isnan(scorer.totals[:, 0]).all()
+    assert 1 <= scorer.pairs_inpainted <= K and np.isfinite(scorer.totals[1, 2]) and np.isnan(scorer.totals[:, 0]).all()
     table = scorer.all_losses()
-    assert sorted(scorer.inpainted_sizes) == list(range(M)) and one[0] == table[1, 2]
+    assert scorer.pairs_inpainted == K * M and one[0] == table[1, 2]  # no pair inpainted twice
+    scorer(np.array([[0, 0], [2, 5]]))
+    assert scorer.pairs_inpainted == K * M
     assert np.ptp(table) > 0
     assert scorer.terms[0][0]["dir"] is not None
     # the one-pass edit inpaints (k, its RGN size) with the same noise: its candidates score the same

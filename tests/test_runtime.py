@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from lredit.config import EditConfig
 from lredit.engine.editor import Editor
 from lredit.errors import BundleError, InputError
 
@@ -123,24 +124,29 @@ def test_ort_schedulers_match_torch_reference(tiny_bundle, reference, photo, sch
         assert np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int)).max() <= MAX_LEVELS_FP32
 
 
-# fp16 bundle (fp16 inside, fp32 at the graph boundaries; RGN fp32): against the fp32 torch
-# reference, candidate pixels within this mean / max number of uint8 levels.
-FP16_MEAN_LEVELS = 0.5
-FP16_MAX_LEVELS = 4
+# fp16 bundle (fp16 inside, fp32 at the graph boundaries; DINO and RGN fp32) against the fp32
+# torch reference at 256 px and 10 steps, where fp16 drift shows: with DINO in fp16 the
+# candidates moved by up to 40 levels there (bench/RESULTS.md, fp16 drift). Measured with DINO
+# fp32 (AMD EPYC, 2026-11-25): mean 0.060, max 1 level; the bounds leave room for other CPUs.
+FP16_MEAN_LEVELS = 0.25
+FP16_MAX_LEVELS = 3
+FP16_GEOMETRY = dict(working_size=256, steps=10, anchors=3)
 
 
-def test_fp16_bundle_edit_close_to_reference(tmp_path_factory, reference, photo):
+def test_fp16_bundle_edit_close_to_reference(tmp_path_factory, tiny_models, photo):
+    from lredit.engine.reference.torch_backend import reference_pipeline
     from lredit.export.exporter import ExportConfig, Precision, run_export
     from lredit.export.specs import ExportSettings
     from lredit.graphs import PIPELINE_GRAPHS
 
     out = tmp_path_factory.mktemp("fp16_bundle")
     run_export(ExportConfig(out=out, graphs=PIPELINE_GRAPHS, precision=Precision.FP16,
-                            settings=ExportSettings(working_size=64)))
-    got = Editor.from_bundle(out, backend="ort").edit(photo, "a bowl of strawberries", steps=3, anchors=3)
-    ref = reference.edit(photo, "a bowl of strawberries", steps=3, anchors=3)
+                            settings=ExportSettings(working_size=FP16_GEOMETRY["working_size"])))
+    assert json.loads((out / "manifest.json").read_text())["graphs"]["dino"]["precision"] == "fp32"
+    got = Editor.from_bundle(out, backend="ort").edit(photo, "a bowl of strawberries", **FP16_GEOMETRY)
+    ref = reference_pipeline(tiny_models, EditConfig(**FP16_GEOMETRY)).edit(photo, "a bowl of strawberries")
     assert got.anchors.tolist() == ref.anchors.tolist()
-    assert got.boxes_px.tolist() == ref.boxes_px.tolist()
-    for a, b in zip(got.candidates, ref.candidates):
-        diff = np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int))
+    assert got.boxes_px.tolist() == ref.boxes_px.tolist() and got.chosen == ref.chosen
+    diffs = [np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int)) for a, b in zip(got.candidates, ref.candidates)]
+    for diff in diffs:
         assert diff.mean() <= FP16_MEAN_LEVELS and diff.max() <= FP16_MAX_LEVELS, (diff.mean(), diff.max())

@@ -63,3 +63,67 @@ def test_unsupported_variant_is_a_clear_error():
 def test_steps_out_of_range_is_a_clear_error():
     with pytest.raises(InputError, match="steps=0"):
         make_scheduler("euler", SD15_SCHEDULER, np.linspace(0.99, 0.01, 1000)).set_timesteps(0)
+
+
+def _both(name):
+    """(numpy scheduler, torch reference's wrapped diffusers scheduler) for `name`."""
+    from lredit.engine.reference.torch_backend import DiffusersScheduler
+
+    ref = diffusers_scheduler(SD15_SCHEDULER, name)
+    return make_scheduler(name, SD15_SCHEDULER, ref.alphas_cumprod.numpy()), DiffusersScheduler(ref)
+
+
+def _run_rows(sched, rows, steps, select_at=None, keep=None):
+    """Run `rows` of a fixed per-row sequence of eps through the schedule; optionally slice the
+    batch to `keep` after step `select_at`. Each row's eps depends on (row, step) only."""
+    ts = sched.set_timesteps(steps)
+    x = np.stack([np.random.default_rng([r, 99]).standard_normal((4, 4, 4), dtype=np.float32) for r in rows])
+    x = x * np.float32(sched.init_noise_sigma)
+    rows = list(rows)
+    for i, t in enumerate(ts):
+        eps = np.stack([np.random.default_rng([r, i]).standard_normal((4, 4, 4), dtype=np.float32) for r in rows])
+        x = np.asarray(sched.step(eps, t, x), dtype=np.float32)
+        if select_at == i:
+            sched.select(keep)
+            x, rows = x[keep], [rows[j] for j in keep]
+    return x
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("select_at", [0, 1, 4])
+def test_select_rows_equals_running_the_sub_batch_alone(name, select_at):
+    # select_at 0/1 cut inside PNDM's warm-up (cur_sample held) and DPM's first-order start.
+    for sched in _both(name):  # the numpy runtime's and the torch reference's
+        full = _run_rows(sched, range(5), 8, select_at=select_at, keep=[0, 2, 4])
+        alone = _run_rows(sched, [0, 2, 4], 8)
+        assert np.abs(full - alone).max() <= 1e-6, f"{type(sched).__name__} select at step {select_at}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_x0_matches_the_reference(name):
+    ours, ref = _both(name)
+    ts = ours.set_timesteps(10)
+    ref.set_timesteps(10)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 4, 4)).astype(np.float32) * np.float32(ours.init_noise_sigma)
+    for t in ts[:4]:
+        eps = rng.standard_normal(x.shape).astype(np.float32)
+        mine, theirs = ours.predict_x0(eps, t, x), ref.predict_x0(eps, t, x)
+        assert np.abs(mine - theirs).max() <= TOL * max(1.0, float(np.abs(theirs).max())), f"t={t}"
+        x = ours.step(eps, t, x)
+        ref.step(eps, t, x.copy())
+
+
+@pytest.mark.parametrize("name", ["ddim", "euler"])
+def test_predict_x0_is_diffusers_pred_original_sample(name):
+    ref = diffusers_scheduler(SD15_SCHEDULER, name)
+    ours = make_scheduler(name, SD15_SCHEDULER, ref.alphas_cumprod.numpy())
+    ts = ours.set_timesteps(10)
+    ref.set_timesteps(10)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 4, 4, 4)).astype(np.float32) * np.float32(ours.init_noise_sigma)
+    for t, t_ref in zip(ts[:3], ref.timesteps[:3]):
+        eps = rng.standard_normal(x.shape).astype(np.float32)
+        x0 = ref.step(torch.from_numpy(eps), t_ref, torch.from_numpy(x)).pred_original_sample.numpy()
+        assert np.abs(ours.predict_x0(eps, t, x) - x0).max() <= TOL * max(1.0, float(np.abs(x0).max()))
+        x = ours.step(eps, t, x)

@@ -64,6 +64,28 @@ class DiffusersScheduler:
         out = self.scheduler.step(torch.from_numpy(model_output), self._t(timestep), torch.from_numpy(sample))
         return out.prev_sample.numpy()
 
+    def predict_x0(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
+        """diffusers' own x0 formula per class (Euler over sigma, DPM-Solver++ over alpha_t and
+        sigma_t, PNDM/DDIM over alphas_cumprod), from its own tables."""
+        s, eps, x = self.scheduler, torch.from_numpy(model_output), torch.from_numpy(sample)
+        if hasattr(s, "sigmas") and hasattr(s, "_sigma_to_alpha_sigma_t"):  # DPM-Solver++
+            alpha_t, sigma_t = s._sigma_to_alpha_sigma_t(s.sigmas[s.index_for_timestep(self._t(timestep))])
+            return ((x - sigma_t * eps) / alpha_t).float().numpy()
+        if hasattr(s, "sigmas"):  # Euler
+            return (x - s.sigmas[s.index_for_timestep(self._t(timestep))] * eps).float().numpy()
+        a_t = s.alphas_cumprod[int(timestep)]
+        return ((x - (1 - a_t) ** 0.5 * eps) / a_t**0.5).float().numpy()
+
+    def select(self, rows) -> None:
+        """Slice diffusers' per-row history (PNDM's ets and cur_sample, DPM-Solver's
+        model_outputs) to `rows`."""
+        index = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        for name in ("ets", "model_outputs"):
+            if isinstance(getattr(self.scheduler, name, None), list):
+                setattr(self.scheduler, name, [None if v is None else v[index] for v in getattr(self.scheduler, name)])
+        if isinstance(getattr(self.scheduler, "cur_sample", None), torch.Tensor):
+            self.scheduler.cur_sample = self.scheduler.cur_sample[index]
+
 
 def torch_sessions(models: ModelSet, config: EditConfig, device="cpu", dtype=torch.float32) -> dict[str, TorchSession]:
     """One session per graph, with the same names as the exported graphs."""

@@ -86,6 +86,9 @@ class GraphSpec:
     ort_attention: bool = False
     """Also write an ONNX Runtime variant with attention fused (export/ort_fusion.py); TensorRT
     keeps the standard graph. For graphs with long (>= 1k token) self-attention."""
+    shares_weights_with: str | None = None
+    """A graph whose weights this one contains (rgn_roi holds the RGN): when both are exported,
+    this graph references that graph's weights file instead of storing a second copy."""
 
     @property
     def dynamic(self) -> dict[str, Axis]:

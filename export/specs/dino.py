@@ -14,5 +14,9 @@ SPEC = GraphSpec(
         "dim": m.dino.config.hidden_size,
     },
     tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
+    # fp16 DINO alone moved the edit by max 40 uint8 levels at 256 px / 10 steps (its saliency and
+    # features decide anchors and box sizes); every other graph in fp16 together moved it by 1
+    # level (bench/RESULTS.md, fp16 drift). One call per edit: fp32 costs little.
+    fp16=False,
     notes="features after the final LayerNorm; saliency = last block CLS attention, mean over heads",
 )

@@ -34,5 +34,6 @@ ROI_SPEC = GraphSpec(
     },
     tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(1e-4, 1e-4)},
     fp16=False,
+    shares_weights_with="rgn",
     notes="anchors are (x, y) in feature cells; boxes clamped to the map; ROI-align aligned=False, scale 1",
 )

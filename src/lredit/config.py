@@ -70,6 +70,21 @@ def ort_providers(device: str) -> tuple[str, ...]:
     return CUDA_PROVIDERS if str(device).startswith("cuda") else CPU_PROVIDERS
 
 
+class RegionMode(str, Enum):
+    """How each anchor's box size is chosen (see engine/regions.py)."""
+
+    RGN = "rgn"
+    """One pass: the RGN's choice (argmax or Gumbel). K inpaints. Meaningful with a trained checkpoint."""
+    SEARCH = "search"
+    """Inpaint every (anchor, size) pair, keep per anchor the size with the lowest loss L: the exact
+    optimum of the per-image objective. K x M inpaints (pruned by successive halving by default)."""
+    LEARN = "learn"
+    """Train the RGN on this image from the pairs' losses (rewards -L), then use its choice."""
+
+
+REGION_MODES = tuple(m.value for m in RegionMode)
+
+
 @dataclass(frozen=True)
 class EditConfig:
     """One edit's settings. Speed/quality trade-offs are noted per field."""
@@ -91,6 +106,29 @@ class EditConfig:
     """Seed of the projection and of the RGN when no checkpoint is given."""
     rgn_sampling: str = "argmax"
     """'argmax' (deterministic) or 'gumbel' (the code's hard Gumbel sample, seeded by `seed`)."""
+    anchor_spacing: int = 4
+    """Minimum Chebyshev distance in cells between anchors, picked greedily by saliency (0 = the
+    paper's plain top-K). Applies to distinct anchors; the authors' rule (distinct_anchors off)
+    has none. 4 = the smallest half-size: no anchor sits inside another's smallest box,
+    so no candidate is a neighbour's box moved by one cell (README, "Region modes")."""
+
+    # -- region modes (issue #12) -----------------------------------------------------------
+    regions: RegionMode | None = None
+    """rgn, search or learn; None = search without an RGN checkpoint, rgn with one."""
+    prune: bool = True
+    """search: successive halving on mid-schedule scores. Off = all K x M pairs run every step."""
+    prune_fractions: tuple[float, ...] = (0.2, 0.3, 0.6)
+    """Fractions of the schedule at which the x0 predictions are decoded and scored; after each,
+    only the best `prune_keep` share of every anchor's live sizes continues."""
+    prune_keep: float = 0.5
+    """Share of an anchor's live sizes kept at each pruning phase (rounded up, at least one)."""
+    learn_iterations: int = 10
+    """learn: Adam steps on the RGN (the authors' 10); each costs no inpainting (losses are cached)."""
+    learn_lr: float = 5e-3
+    """learn: Adam learning rate (the authors' README: 5e-3)."""
+    max_unet_batch: int = 0
+    """Cap on UNet rows per call (memory); 0 = the bundle's profile maximum (unlimited on torch).
+    Larger batches run as chunks; results match the unchunked batch within 2 uint8 levels."""
 
     # -- resolutions -----------------------------------------------------------------------
     dino_size: int = 256
@@ -161,6 +199,7 @@ class EditConfig:
                 distinct_anchors=False,
                 inpaint_original=False,
                 dino_imagenet_norm=False,
+                anchor_spacing=0,
                 rgn_sampling="gumbel",
                 compat="authors",
             )
@@ -169,6 +208,18 @@ class EditConfig:
 
     def replace(self, **changes) -> "EditConfig":
         return dataclasses.replace(self, **changes).validated()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.regions, str) and self.regions in REGION_MODES:
+            object.__setattr__(self, "regions", RegionMode(self.regions))
+        object.__setattr__(self, "prune_fractions", tuple(float(f) for f in self.prune_fractions))
+
+    def region_mode(self, has_checkpoint: bool) -> RegionMode:
+        """The mode this edit runs: `regions`, or by default search without an RGN checkpoint
+        (a seeded RGN picks one size for every anchor) and rgn with one."""
+        if self.regions is not None:
+            return self.regions
+        return RegionMode.RGN if has_checkpoint else RegionMode.SEARCH
 
     @property
     def do_guidance(self) -> bool:
@@ -193,6 +244,17 @@ class EditConfig:
         need(self.proj_channels >= 1, "proj_channels", ">= 1")
         need(isinstance(self.max_window, int) and self.max_window >= 0, "max_window", "an integer >= 0")
         need(self.rgn_sampling in RGN_SAMPLING, "rgn_sampling", f"one of {RGN_SAMPLING}")
+        need(isinstance(self.anchor_spacing, int) and self.anchor_spacing >= 0, "anchor_spacing", "an integer >= 0")
+        need(self.regions is None or isinstance(self.regions, RegionMode), "regions", f"None or one of {REGION_MODES}")
+        need(
+            all(0.0 < f < 1.0 for f in self.prune_fractions) and list(self.prune_fractions) == sorted(set(self.prune_fractions)),
+            "prune_fractions",
+            "increasing fractions strictly between 0 and 1",
+        )
+        need(0.0 < self.prune_keep <= 1.0, "prune_keep", "a share in (0, 1]")
+        need(isinstance(self.learn_iterations, int) and self.learn_iterations >= 1, "learn_iterations", "an integer >= 1")
+        need(self.learn_lr > 0, "learn_lr", "> 0")
+        need(isinstance(self.max_unet_batch, int) and self.max_unet_batch >= 0, "max_unet_batch", "an integer >= 0")
         need(self.dino_size >= 32 and self.dino_size % 8 == 0, "dino_size", "a multiple of 8, >= 32")
         need(
             self.working_size >= 64 and self.working_size % 8 == 0,
@@ -212,4 +274,6 @@ class EditConfig:
     def to_report(self) -> dict:
         data = dataclasses.asdict(self)
         data["half_sizes"] = list(self.half_sizes)
+        data["prune_fractions"] = list(self.prune_fractions)
+        data["regions"] = None if self.regions is None else self.regions.value
         return data
