@@ -50,7 +50,8 @@ class _TimedSession:
 
 def _edit_settings(index: dict) -> dict:
     c = index["config"]
-    return {k: c[k] for k in ("anchors", "steps", "seed", "scheduler", "guidance", "paste_back")}
+    settings = {k: c[k] for k in ("anchors", "steps", "seed", "scheduler", "guidance", "paste_back", "anchor_spacing") if k in c}
+    return {**settings, "regions": c.get("regions") or "rgn"}  # the C++ host's region mode
 
 
 def python_host(bundle: Path, dump: Path, runs: int, warmup: int) -> dict:
@@ -112,7 +113,8 @@ def main(argv=None) -> int:
         from lredit.engine.editor import Editor
 
         dump = dump or Path(f"host_overhead_dump_k{args.anchors}_s{args.steps}")
-        record_edit(Editor.from_bundle(args.bundle).pipeline, IMAGE, PROMPT, dump, anchors=args.anchors, steps=args.steps)
+        record_edit(Editor.from_bundle(args.bundle).pipeline, IMAGE, PROMPT, dump, anchors=args.anchors, steps=args.steps,
+                    regions="rgn")
     py = python_host(args.bundle, dump, args.runs, args.warmup)
     cpp = cpp_host(args.cpp_bench, args.bundle, dump, args.runs, args.warmup)
     if py["chosen"] != cpp["chosen"]:

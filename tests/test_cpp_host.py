@@ -88,7 +88,7 @@ def test_example_cli_writes_the_python_edit(cpp_build, tiny_bundle, tmp_path):
     dump, py_out, cpp_out = tmp_path / "dump", tmp_path / "py", tmp_path / "cpp"
     from lredit.engine.cli import main
 
-    args = ["--bundle", str(tiny_bundle), "--steps", "3", "--anchors", "3", "--seed", "5", "--no-progress"]
+    args = ["--bundle", str(tiny_bundle), "--steps", "3", "--anchors", "3", "--seed", "5", "--regions", "rgn", "--no-progress"]
     assert main([str(ROOT / "examples" / "table.png"), "a red apple", "--out", str(py_out), "--dump-graph-io", str(dump), *args]) == 0
     cli = [str(cpp_build / "lredit_edit"), str(tiny_bundle), str(ROOT / "examples" / "table.png"), "a red apple", str(cpp_out),
            "--replay", str(dump), "--steps", "3", "--anchors", "3", "--seed", "5"]
@@ -126,7 +126,7 @@ def test_pyrunner_live_edit_matches_editor(host_module, tiny_bundle, overrides):
     editor = Editor.from_bundle(tiny_bundle)
     image = load_image(ROOT / "examples" / "table.png")
     settings = dict(anchors=4, steps=4, **overrides)
-    want = editor.edit(image, "a bowl of strawberries", **settings)
+    want = editor.edit(image, "a bowl of strawberries", regions="rgn", **settings)  # the host's region mode
     pipeline = editor.pipeline
     calls = []
 

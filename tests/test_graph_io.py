@@ -19,7 +19,7 @@ from lredit.manifest import read_manifest
 
 def test_recording_lists_every_call_and_replays_to_the_same_edit(tiny_bundle, photo, tmp_path):
     editor = Editor.from_bundle(tiny_bundle)
-    result = editor.edit(photo, "a red apple", steps=3, anchors=3, seed=7, dump_graph_io=tmp_path / "dump")
+    result = editor.edit(photo, "a red apple", steps=3, anchors=3, seed=7, regions="rgn", dump_graph_io=tmp_path / "dump")
     index = json.loads((tmp_path / "dump" / "index.json").read_text())
     graphs = [call["graph"] for call in index["calls"]]
     assert graphs[:4] == ["dino", "rgn", "sd_text", "vae_encoder"] and graphs[-3:] == ["vae_decoder", "clip_vision", "clip_text"]
@@ -36,7 +36,8 @@ def test_recording_lists_every_call_and_replays_to_the_same_edit(tiny_bundle, ph
 
     manifest = read_manifest(tiny_bundle)
     replayed = BundlePipeline(replay_sessions(tmp_path / "dump"), bundle_assets(manifest, roi_pool_ref.roi_pool_anchors),
-                              bundle_config(manifest, EditConfig()), manifest).edit(photo, "a red apple", steps=3, anchors=3, seed=7)
+                              bundle_config(manifest, EditConfig()), manifest).edit(photo, "a red apple", steps=3, anchors=3, seed=7,
+                                                                                          regions="rgn")
     assert replayed.chosen == result.chosen
     for a, b in zip(replayed.candidates, result.candidates):
         assert np.array_equal(np.asarray(a), np.asarray(b))
@@ -44,7 +45,7 @@ def test_recording_lists_every_call_and_replays_to_the_same_edit(tiny_bundle, ph
 
 def test_record_edit_on_the_pipeline_writes_the_image_it_edited(tiny_bundle, photo, tmp_path):
     pipeline = Editor.from_bundle(tiny_bundle).pipeline
-    record_edit(pipeline, photo, "a bowl", tmp_path, steps=2, anchors=2)
+    record_edit(pipeline, photo, "a bowl", tmp_path, steps=2, anchors=2, regions="rgn")
     index = json.loads((tmp_path / "index.json").read_text())
     assert np.array_equal(np.load(tmp_path / index["image"]), np.asarray(photo.convert("RGB")))
     assert index["config"]["anchors"] == 2 and index["graph_seconds"] <= index["edit_seconds"]

@@ -79,7 +79,8 @@ std::vector<double> cumulative_saliency(const std::vector<float>& attention) {
   return values;
 }
 
-std::vector<Cell> select_anchors(const std::vector<double>& values, int rows, int cols, int count, bool distinct, int margin) {
+std::vector<Cell> select_anchors(const std::vector<double>& values, int rows, int cols, int count, bool distinct, int margin,
+                                 int spacing) {
   const int n = rows * cols;
   if (static_cast<int>(values.size()) != n)
     throw Error(Status::runner, "saliency has " + std::to_string(values.size()) + " values for a " + std::to_string(rows) + "x" +
@@ -92,8 +93,23 @@ std::vector<Cell> select_anchors(const std::vector<double>& values, int rows, in
   for (size_t i = 0; i < values.size(); ++i) negated[i] = -values[i];
   const std::vector<size_t> ranked = stable_argsort(negated);
   std::vector<size_t> picks;
-  if (distinct) {
+  if (spacing < 0)
+    throw Error(Status::invalid_argument, "anchor_spacing=" + std::to_string(spacing) + " must be >= 0 (cells between anchors; 0 = plain top-K)");
+  if (distinct && spacing <= 1) {
     picks.assign(ranked.begin(), ranked.begin() + count);
+  } else if (distinct) {  // engine/anchors.py spaced_picks
+    std::vector<bool> taken(ranked.size(), false);
+    for (size_t i = 0; i < ranked.size() && static_cast<int>(picks.size()) < count; ++i) {
+      const int64_t r = static_cast<int64_t>(ranked[i]) / cols, c = static_cast<int64_t>(ranked[i]) % cols;
+      bool far = true;
+      for (size_t p : picks) {
+        const int64_t dr = std::llabs(static_cast<int64_t>(p) / cols - r), dc = std::llabs(static_cast<int64_t>(p) % cols - c);
+        far = far && std::max(dr, dc) >= spacing;
+      }
+      if (far) picks.push_back(ranked[i]), taken[i] = true;
+    }
+    for (size_t i = 0; i < ranked.size() && static_cast<int>(picks.size()) < count; ++i)
+      if (!taken[i]) picks.push_back(ranked[i]);
   } else {
     for (size_t p : ranked) {
       const int64_t r = static_cast<int64_t>(p) / cols, c = static_cast<int64_t>(p) % cols;

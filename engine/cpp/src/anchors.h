@@ -16,7 +16,10 @@ struct Cell {
 };
 
 std::vector<double> cumulative_saliency(const std::vector<float>& attention);
-std::vector<Cell> select_anchors(const std::vector<double>& values, int rows, int cols, int count, bool distinct, int margin);
+// distinct: the top patches at least `spacing` cells apart (Chebyshev, greedy by saliency, then the
+// most salient of the rest when too few are that far apart); else the authors' rule.
+std::vector<Cell> select_anchors(const std::vector<double>& values, int rows, int cols, int count, bool distinct, int margin,
+                                 int spacing = 0);
 // [K][M] boxes in cells (float32 values), clamped to the map.
 std::vector<std::vector<Box>> proposal_boxes(const std::vector<Cell>& anchors, const std::vector<int>& half_sizes, int rows,
                                              int cols, bool fix_axes);

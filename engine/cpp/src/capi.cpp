@@ -57,6 +57,7 @@ EditConfig config_from_options(const lredit_options& o) {
   c.region_mode = o.region_mode == LREDIT_REGION_RGN ? RegionMode::rgn : RegionMode::search;
   c.distinct_anchors = o.distinct_anchors != 0;
   c.max_window = o.max_window;
+  c.anchor_spacing = o.anchor_spacing;
   c.fix_anchor_axes = o.fix_anchor_axes != 0;
   c.fix_roi_scale = o.fix_roi_scale != 0;
   c.fix_rgn_layout = o.fix_rgn_layout != 0;
@@ -105,6 +106,7 @@ void lredit_options_default(lredit_options* o) {
   o->region_mode = LREDIT_REGION_RGN;
   o->distinct_anchors = c.distinct_anchors;
   o->max_window = c.max_window;
+  o->anchor_spacing = c.anchor_spacing;
   o->fix_anchor_axes = c.fix_anchor_axes;
   o->fix_roi_scale = c.fix_roi_scale;
   o->fix_rgn_layout = c.fix_rgn_layout;

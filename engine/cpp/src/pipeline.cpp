@@ -139,7 +139,8 @@ EditResult Pipeline::edit(const Image& img, const std::string& prompt, const Edi
 
   // 2 anchors
   const std::vector<float> saliency(dino["saliency"].f32.begin(), dino["saliency"].f32.begin() + patches);
-  r.anchors = select_anchors(cumulative_saliency(saliency), side, side, cfg.anchors, cfg.distinct_anchors, cfg.max_window);
+  r.anchors = select_anchors(cumulative_saliency(saliency), side, side, cfg.anchors, cfg.distinct_anchors, cfg.max_window,
+                             cfg.anchor_spacing);
   lap("anchors");
 
   // 3 proposals + ROI pool

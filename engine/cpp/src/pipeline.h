@@ -28,6 +28,7 @@ struct EditConfig {
   RegionMode region_mode = RegionMode::rgn;
   bool distinct_anchors = true;
   int max_window = 15;
+  int anchor_spacing = 4;
   bool fix_anchor_axes = true;
   bool fix_roi_scale = true;
   bool fix_rgn_layout = true;

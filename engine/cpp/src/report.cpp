@@ -40,6 +40,7 @@ ojson config_report(const EditConfig& c, const Geometry& g) {
                {"fix_rgn_layout", c.fix_rgn_layout},
                {"distinct_anchors", c.distinct_anchors},
                {"max_window", c.max_window},
+               {"anchor_spacing", c.anchor_spacing},
                {"dino_imagenet_norm", c.dino_imagenet_norm}};
 }
 

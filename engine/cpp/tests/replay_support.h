@@ -18,8 +18,10 @@ inline Image recorded_image(const std::string& dump, const nlohmann::ordered_jso
 
 inline EditConfig recorded_config(const nlohmann::ordered_json& index) {
   const auto& c = index.at("config");
-  if (!c.value("inpaint_original", true) || c.value("rgn_sampling", std::string("argmax")) != "argmax")
-    throw std::runtime_error("the recorded edit uses inpaint_original=False or Gumbel sampling, which the C++ host does not have");
+  if (!c.value("inpaint_original", true) || c.value("rgn_sampling", std::string("argmax")) != "argmax" ||
+      (c.contains("regions") && c["regions"].is_string() && c["regions"].get<std::string>() != "rgn"))
+    throw std::runtime_error("the recorded edit uses inpaint_original=False, Gumbel sampling or a region mode other than rgn, "
+                             "which the C++ host does not have");
   EditConfig cfg;
   cfg.anchors = c.at("anchors").get<int>();
   cfg.steps = c.at("steps").get<int>();
@@ -29,6 +31,7 @@ inline EditConfig recorded_config(const nlohmann::ordered_json& index) {
   cfg.paste_back = c.at("paste_back").get<bool>();
   cfg.distinct_anchors = c.at("distinct_anchors").get<bool>();
   cfg.max_window = c.value("max_window", 15);
+  cfg.anchor_spacing = c.value("anchor_spacing", 0);
   cfg.fix_anchor_axes = c.at("fix_anchor_axes").get<bool>();
   cfg.fix_roi_scale = c.at("fix_roi_scale").get<bool>();
   cfg.fix_rgn_layout = c.at("fix_rgn_layout").get<bool>();
@@ -95,6 +98,7 @@ inline lredit_options recorded_options(const nlohmann::ordered_json& index) {
   o.paste_back = c.paste_back;
   o.distinct_anchors = c.distinct_anchors;
   o.max_window = c.max_window;
+  o.anchor_spacing = c.anchor_spacing;
   const char* names[] = {"model", "pndm", "ddim", "euler", "dpmpp_2m"};
   for (int i = 0; i < 5; ++i)
     if (c.scheduler == names[i]) o.scheduler = static_cast<lredit_scheduler>(i);

@@ -14,6 +14,8 @@ from pathlib import Path
 
 IMAGE = Path(__file__).resolve().parents[3] / "examples" / "table.png"
 PROMPT = "a bowl of strawberries"
+# The C++ host has region mode rgn (the RGN's argmax); Python's default without an RGN checkpoint
+# is search, so every case names rgn.
 CASES = {
     "replay_seed0": dict(anchors=4, steps=4, seed=0),
     "replay_seed1": dict(anchors=4, steps=4, seed=1),
@@ -39,7 +41,7 @@ def make(out: Path, bundle: Path | None = None) -> Path:
         link.symlink_to(Path(bundle).resolve())
     editor = Editor.from_bundle(link)
     for name, overrides in CASES.items():
-        editor.edit(IMAGE, PROMPT, dump_graph_io=out / name, **overrides)
+        editor.edit(IMAGE, PROMPT, dump_graph_io=out / name, regions="rgn", **overrides)
     return out
 
 

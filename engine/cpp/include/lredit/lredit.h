@@ -84,6 +84,7 @@ typedef struct lredit_options {
   lredit_region_mode region_mode;
   int32_t distinct_anchors;   /* 1: K distinct top patches (engine); 0: the authors' choice */
   int32_t max_window;         /* the authors' border margin w for anchors when distinct_anchors = 0 (15) */
+  int32_t anchor_spacing;     /* distinct anchors at least this many cells apart (Chebyshev; 4; 0 = top-K) */
   int32_t fix_anchor_axes;    /* 1: anchor (row, col) as (y, x) */
   int32_t fix_roi_scale;      /* 1: spatial scale 1 on cell boxes */
   int32_t fix_rgn_layout;     /* 1: each anchor's own M pooled maps */
