@@ -38,6 +38,8 @@ class RunOptions:
     """--regions learn: write the RGN learned on this image here (safetensors)."""
     verify: bool = False
     """Hash every bundle file (--verify); otherwise only files whose size+mtime stamp changed."""
+    dump_graph_io: Path | None = None
+    """Record every graph call's inputs and outputs here (engine/graph_io.py; the C++ host replays them)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="hash every bundle file against the manifest (default: only files changed since last found right)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument("--dump-graph-io", type=Path, metavar="DIR",
+                     help="record every graph call's inputs and outputs (.npy + index.json) for the C++ host's ReplayRunner")
     e = p.add_argument_group("edit (defaults: the authors' numbers)")
     e.add_argument("--compat", choices=COMPAT_PRESETS, default="engine", help="'authors' reproduces the published code")
     e.add_argument("--anchors", type=int, help="K candidates (default 9)")
@@ -133,6 +137,7 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         requested=overrides,
         verify=args.verify,
         save_rgn=args.save_rgn,
+        dump_graph_io=args.dump_graph_io,
     )
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     return options, config
@@ -179,7 +184,13 @@ def run(options: RunOptions, config: EditConfig) -> Path:
             "not a meaningful edit",
             file=sys.stderr,
         )
-    result = pipeline.edit(image, options.prompt, options.source_caption, on_step=_progress(options, config))
+    if options.dump_graph_io is not None:
+        from .graph_io import record_edit
+
+        result = record_edit(pipeline, image, options.prompt, options.dump_graph_io, options.source_caption,
+                             on_step=_progress(options, config))
+    else:
+        result = pipeline.edit(image, options.prompt, options.source_caption, on_step=_progress(options, config))
     report = outputs.build_report(result, image=str(options.image), backend=options.backend.value, models=model_info)
     outputs.write_outputs(result, options.out, report, overwrite=options.overwrite)
     if options.save_rgn is not None:

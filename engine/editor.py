@@ -43,7 +43,13 @@ class Editor:
 
         return cls(load_trt_pipeline(Path(path), config, verify, cuda_graph), backend)
 
-    def edit(self, image, prompt: str, source_caption: str | None = None, **overrides) -> EditResult:
+    def edit(self, image, prompt: str, source_caption: str | None = None, *, dump_graph_io=None, **overrides) -> EditResult:
+        """`dump_graph_io`: a folder that receives every graph call's inputs and outputs
+        (engine/graph_io.py), which the C++ host's ReplayRunner replays."""
+        if dump_graph_io is not None:
+            from .graph_io import record_edit
+
+            return record_edit(self.pipeline, image, prompt, dump_graph_io, source_caption, **overrides)
         return self.pipeline.edit(image, prompt, source_caption, **overrides)
 
     def edit_batch(self, requests: Sequence[EditRequest]) -> list[EditResult | Exception]:
