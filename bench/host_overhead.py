@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from lredit.engine.graph_io import record_edit, replay_sessions
 from lredit.kernels import roi_pool_ref
 from lredit.manifest import read_manifest
 
+from .record import device_info
 from .timing import measure, summarize
 
 IMAGE = Path(__file__).resolve().parents[1] / "examples" / "table.png"
@@ -87,15 +87,6 @@ def cpp_host(binary: Path, bundle: Path, dump: Path, runs: int, warmup: int) -> 
     return {k: out[k] for k in ("host_wall_ms", "host_cpu_ms", "graph_wall_ms", "chosen", "tokenizer_and_noise", "stages_wall_ms_p50")}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m lredit.bench.host_overhead", description=__doc__.splitlines()[0])
@@ -120,7 +111,7 @@ def main(argv=None) -> int:
     if py["chosen"] != cpp["chosen"]:
         raise SystemExit(f"host_overhead: the Python and C++ replays chose {py['chosen']} and {cpp['chosen']}: not the same edit")
     index = json.loads((dump / "index.json").read_text())
-    record = {"cpu": cpu_name(), "settings": _edit_settings(index), "working_size": index["config"]["working_size"],
+    record = {"cpu": device_info("cpu")["name"], "settings": _edit_settings(index), "working_size": index["config"]["working_size"],
               "runs": args.runs, "warmup": args.warmup, "python": py, "cpp": cpp,
               "host_wall_ratio_p50": round(py["host_wall_ms"]["p50"] / cpp["host_wall_ms"]["p50"], 2),
               "host_cpu_ratio_p50": round(py["host_cpu_ms"]["p50"] / cpp["host_cpu_ms"]["p50"], 2)}

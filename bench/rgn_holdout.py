@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .record import device_info
+
 log = logging.getLogger("lredit.bench.rgn_holdout")
 
 PROMPTS = [
@@ -159,7 +161,7 @@ def main(argv=None) -> int:
         "chance": 1.0 / len(cfg.half_sizes),
         "search_size_histogram_test": np.bincount(search["test"], minlength=len(cfg.half_sizes)).tolist(),
         "score_seconds": round(score_seconds, 1),
-        "cpu": _cpu(), "machine": platform.machine(),
+        "cpu": device_info("cpu")["name"], "machine": platform.machine(),
         "test_losses": {name: np.round(t, 6).tolist() for name, _, t in test},
     }
     if args.json:
@@ -167,15 +169,6 @@ def main(argv=None) -> int:
     print(json.dumps({k: v for k, v in record.items() if k != "test_losses"}, indent=1))
     return 0
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":
