@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from lredit.config import EditConfig, RegionMode
-from lredit.engine.pipeline import EditPipeline, Inpainted
-from lredit.engine.reference.torch_backend import reference_pipeline
+from lredit.engine.core.pipeline import EditPipeline, Inpainted
+from lredit.engine.runtimes.reference.torch_backend import reference_pipeline
 from lredit.export.diffusers_schedulers import diffusers_scheduler
 from lredit.export.models import ModelSet
 

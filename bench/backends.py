@@ -106,7 +106,7 @@ def make_runner(name: str, cfg: BenchConfig, models, bundle: Path | None) -> Run
         raise BackendUnavailableError(f"backend {name!r} is unknown; expected one of {BACKEND_NAMES}")
     backend = engine_backend(name)
     if backend is Backend.TORCH:
-        from lredit.engine.reference.torch_backend import reference_pipeline
+        from lredit.engine.runtimes.reference.torch_backend import reference_pipeline
 
         return _pipeline_runner(name, reference_pipeline(models, edit, cfg.device, _torch_dtype(cfg)), cfg.torch_precision)
     if name == AUTHORS:
@@ -114,7 +114,7 @@ def make_runner(name: str, cfg: BenchConfig, models, bundle: Path | None) -> Run
 
         pipeline = AuthorsPipeline(models, edit, cfg.device, _torch_dtype(cfg))
         return _pipeline_runner(name, pipeline, cfg.torch_precision, extra_passes=cfg.authors_iterations)
-    from lredit.engine.editor import Editor
+    from lredit.engine.frontends.editor import Editor
 
     if bundle is None:
         raise BackendUnavailableError(f"{name} runs an exported bundle: pass --bundle or --models")

@@ -3,7 +3,7 @@
 Both replay one recorded edit (`lr-edit --dump-graph-io`; made here at K=9, 50 steps on the tiny
 bundle when --dump is not given) from memory, so no graph runs: Python through
 `graph_io.ReplaySession`s in the ONNX Runtime pipeline, C++ through its ReplayRunner
-(engine/cpp/examples/bench_host.cpp). Host time = edit time - time inside the sessions, as wall
+(cpp/examples/bench_host.cpp). Host time = edit time - time inside the sessions, as wall
 time and as process CPU time (the steadier figure on a machine shared with other work). Python
 is timed by bench.timing.measure; the C++ binary runs the same warm-up/runs loop itself.
 
@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 
 from lredit.config import EditConfig
-from lredit.engine.bundle_loader import BundlePipeline, bundle_assets, bundle_config
-from lredit.engine.graph_io import record_edit, replay_sessions
+from lredit.engine.frontends.graph_io import record_edit, replay_sessions
+from lredit.engine.runtimes.bundle_loader import BundlePipeline, bundle_assets, bundle_config
 from lredit.kernels import roi_pool_ref
 from lredit.manifest import read_manifest
 
@@ -91,7 +91,7 @@ def cpp_host(binary: Path, bundle: Path, dump: Path, runs: int, warmup: int) -> 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m lredit.bench.host_overhead", description=__doc__.splitlines()[0])
     p.add_argument("--bundle", type=Path, required=True, help="a tiny bundle (lr-export --models tiny)")
-    p.add_argument("--cpp-bench", type=Path, required=True, help="the lredit_bench_host binary (engine/cpp, Release build)")
+    p.add_argument("--cpp-bench", type=Path, required=True, help="the lredit_bench_host binary (cpp, Release build)")
     p.add_argument("--dump", type=Path, help="a graph-io recording; made at K=9, 50 steps when missing")
     p.add_argument("--anchors", type=int, default=9)
     p.add_argument("--steps", type=int, default=50)
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     dump = args.dump
     if dump is None or not (dump / "index.json").exists():
-        from lredit.engine.editor import Editor
+        from lredit.engine.frontends.editor import Editor
 
         dump = dump or Path(f"host_overhead_dump_k{args.anchors}_s{args.steps}")
         record_edit(Editor.from_bundle(args.bundle).pipeline, IMAGE, PROMPT, dump, anchors=args.anchors, steps=args.steps,

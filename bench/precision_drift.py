@@ -55,7 +55,7 @@ def hybrid_bundle(fp32: Path, fp16: Path, out: Path, from_fp16: tuple[str, ...])
 
 
 def _edits(bundle: Path, image, prompt: str, steps: int, anchors: int, seeds: tuple[int, ...]):
-    from lredit.engine.ort_runtime import load_ort_pipeline
+    from lredit.engine.runtimes.ort_runtime import load_ort_pipeline
 
     pipeline = load_ort_pipeline(bundle, verify=False, session_cache=False)
     return [pipeline.edit(image, prompt, steps=steps, anchors=anchors, seed=seed) for seed in seeds]
@@ -103,7 +103,7 @@ def describe(row: DriftRow, swappable: tuple[str, ...]) -> str:
 def main(argv=None) -> int:
     from PIL import Image
 
-    from lredit.engine.images import load_image
+    from lredit.engine.ops.images import load_image
 
     from .backends import bench_image
 

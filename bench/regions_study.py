@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lredit.config import EditConfig, RegionMode
-from lredit.engine.regions import all_pairs, keep_best, prune_steps
+from lredit.engine.regions.modes import all_pairs, keep_best, prune_steps
 
 PROBES = (0.2, 0.3, 0.5, 0.6, 0.8)
 SCHEDULES = ((0.3, 0.6), (0.2, 0.5), (0.5, 0.8), (0.3,), (0.5,), (0.6,), (0.2, 0.3, 0.6), (0.3, 0.6, 0.8))
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from PIL import Image
 
-    from lredit.engine.reference.torch_backend import reference_pipeline
+    from lredit.engine.runtimes.reference.torch_backend import reference_pipeline
     from lredit.export.models import ModelSources, load_models
 
     cfg = EditConfig(working_size=args.working_size, steps=args.steps, anchors=args.anchors)

@@ -84,10 +84,10 @@ def write_set(folder: Path, count: int, seed: int) -> list[tuple[str, str, str]]
 
 def main(argv=None) -> int:
     from lredit.config import EditConfig
-    from lredit.engine import rgn_numpy
-    from lredit.engine.pair_losses import PairLosses
-    from lredit.engine.reference.torch_backend import load_reference
-    from lredit.engine.train_cli import main as train_main
+    from lredit.engine.frontends.train_cli import main as train_main
+    from lredit.engine.ops import rgn_numpy
+    from lredit.engine.runtimes.reference.torch_backend import load_reference
+    from lredit.engine.training.pair_losses import PairLosses
     from lredit.rgn_checkpoint import load_rgn
 
     p = argparse.ArgumentParser(prog="python -m lredit.bench.rgn_holdout")

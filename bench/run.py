@@ -37,7 +37,7 @@ def ensure_bundle(cfg: BenchConfig) -> Path:
 
 
 def _image(cfg: BenchConfig) -> Image.Image:
-    from lredit.engine.images import load_image
+    from lredit.engine.ops.images import load_image
 
     return load_image(cfg.image) if cfg.image else Image.fromarray(bench_image())
 

@@ -25,7 +25,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from lredit.engine import outputs
+from lredit.engine.frontends import outputs
 
 from .config import ServeConfig
 from .form import RequestError, Upload, parse_edit_form
@@ -102,7 +102,7 @@ class EditorDeployment:
     """Holds one Editor (the bundle's sessions); edits come in one by one and leave in batches."""
 
     def __init__(self, config: ServeConfig):
-        from lredit.engine.editor import Editor
+        from lredit.engine.frontends.editor import Editor
 
         self.config = config
         self.editor = Editor.from_bundle(config.bundle, config.backend, providers=config.providers)

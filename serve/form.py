@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from lredit.config import REGION_MODES, EditConfig
-from lredit.engine.batch import EditRequest
-from lredit.engine.images import ImageTooLarge, load_image
-from lredit.engine.pipeline import validate_prompt
+from lredit.engine.core.batch import EditRequest
+from lredit.engine.core.pipeline import validate_prompt
+from lredit.engine.ops.images import ImageTooLarge, load_image
 from lredit.errors import InputError
 
 from .config import Limits

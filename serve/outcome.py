@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lredit.config import EditConfig
-from lredit.engine import outputs
-from lredit.engine.batch import EditRequest
-from lredit.engine.pipeline import EditResult
+from lredit.engine.core.batch import EditRequest
+from lredit.engine.core.pipeline import EditResult
+from lredit.engine.frontends import outputs
 from lredit.errors import InputError
 
 

@@ -27,7 +27,7 @@ def tiny_models():
 
 @pytest.fixture(scope="session")
 def reference(tiny_models):
-    from lredit.engine.reference.torch_backend import reference_pipeline
+    from lredit.engine.runtimes.reference.torch_backend import reference_pipeline
 
     return reference_pipeline(tiny_models, EditConfig(**FAST))
 

@@ -1,0 +1,194 @@
+"""Several edits in one call: `Editor.edit_batch(requests)`, independent of any service framework.
+
+Requests are grouped by what a shared denoising loop needs to agree on (`DenoiseKey`: steps,
+scheduler, guidance on/off, working size, region mode). In the one-pass region mode (`rgn`) the
+candidates of a group's requests run as one row-batched denoiser (engine/denoise.py): one UNet
+batch of 2 x sum(K) rows with guidance, each row with its own text context, noise and guidance
+scale, chunked to the bundle's UNet profile like any edit. The search and learn modes batch each
+request's K x M pairs themselves (with per-request pruning), so their requests run one by one.
+Each result equals the request's own edit() within the batch tolerance. A request that fails (bad
+image, bad prompt, bad override) fails alone: its slot holds its exception, the others complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from lredit.config import EditConfig, RegionMode
+from lredit.engine.core.denoise import DenoiseRows
+from lredit.engine.core.pipeline import EditPipeline, EditResult, _check_finite
+from lredit.engine.ops.arrays import array_module
+from lredit.engine.ops.timing import StageTimer
+from lredit.engine.regions import modes as regions
+from lredit.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One edit: what `EditPipeline.edit` takes, as a value."""
+
+    image: Any
+    """A path, encoded image bytes or a PIL image (what `images.load_image` reads)."""
+    prompt: str
+    source_caption: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """EditConfig fields for this request only (seed, anchors, steps, guidance, ...)."""
+
+
+@dataclass(frozen=True)
+class DenoiseKey:
+    """What the requests of one denoising loop share. Everything else (seed, prompt, guidance
+    scale, anchors) may differ from row to row."""
+
+    steps: int
+    scheduler: str
+    guidance: bool
+    working_size: int
+    regions: RegionMode
+
+    @classmethod
+    def of(cls, cfg: EditConfig, regions: RegionMode) -> "DenoiseKey":
+        return cls(steps=cfg.steps, scheduler=cfg.scheduler, guidance=cfg.do_guidance, working_size=cfg.working_size,
+                   regions=regions)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A request whose config resolved: its position in the batch, config and loop key."""
+
+    index: int
+    request: EditRequest
+    config: EditConfig
+    key: DenoiseKey
+
+
+def plan(pipeline: EditPipeline, requests: Sequence[EditRequest]) -> tuple[list[list[Planned]], dict[int, Exception]]:
+    """Resolve each request's config and group the requests by `DenoiseKey` (groups in order of
+    their first request). A request whose overrides are invalid goes to the failures instead."""
+    groups: dict[DenoiseKey, list[Planned]] = {}
+    failures: dict[int, Exception] = {}
+    for index, request in enumerate(requests):
+        try:
+            cfg = request_config(pipeline, request.overrides)
+        except InputError as exc:
+            failures[index] = exc
+            continue
+        try:
+            mode = regions.resolve_mode(pipeline, cfg, [])  # its warning is recorded when the request runs
+        except InputError as exc:
+            failures[index] = exc
+            continue
+        key = DenoiseKey.of(cfg, mode)
+        groups.setdefault(key, []).append(Planned(index, request, cfg, key))
+    return list(groups.values()), failures
+
+
+def request_config(pipeline: EditPipeline, overrides: Mapping[str, Any]) -> EditConfig:
+    """The pipeline's config with a request's overrides; an unknown setting, or one these graphs
+    cannot run, is an InputError naming it."""
+    known = {f.name for f in dataclasses.fields(EditConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InputError(f"unknown edit setting(s) {unknown}; EditConfig has {sorted(known)}")
+    cfg = pipeline.config.replace(**dict(overrides)) if overrides else pipeline.config
+    pipeline.check_overrides(dict(overrides))
+    return cfg
+
+
+def edit_batch(pipeline: EditPipeline, requests: Sequence[EditRequest]) -> list[EditResult | Exception]:
+    """Run every request; result i is request i's EditResult or the exception it failed with."""
+    groups, failures = plan(pipeline, requests)
+    results: list[EditResult | Exception | None] = [None] * len(requests)
+    for index, exc in failures.items():
+        results[index] = exc
+    for group in groups:
+        if group[0].key.regions is RegionMode.RGN:
+            for item, result in zip(group, _one_loop(pipeline, group)):
+                results[item.index] = result
+        else:
+            for item in group:
+                results[item.index] = _attempt(lambda: pipeline.edit(
+                    item.request.image, item.request.prompt, item.request.source_caption, **dict(item.request.overrides)))
+    return results  # type: ignore[return-value]  # every slot is filled above
+
+
+def _one_loop(pipeline: EditPipeline, group: Sequence[Planned]) -> list[EditResult | Exception]:
+    """One-pass requests sharing one denoising loop: stages 1-6 per request, the loop over all
+    their rows, then decode and rank per request."""
+    out: list[EditResult | Exception | None] = [None] * len(group)
+    ready = []
+    for n, item in enumerate(group):
+        staged = _attempt(lambda: _stage(pipeline, item))
+        if isinstance(staged, Exception):
+            out[n] = staged
+        else:
+            ready.append((n, item, *staged))
+    if ready:
+        log.info("edit_batch: %d request(s), %d candidates in one loop (%s)", len(ready),
+                 sum(len(r[3]) for r in ready), group[0].key)
+        cfg = ready[0][2].config
+        shared = StageTimer()
+        with shared.stage("denoise"):
+            done = _attempt(lambda: _denoise(pipeline, cfg, [r[4] for r in ready], [r[2].config.guidance for r in ready], shared))
+        latents, total_steps = (done, 0) if isinstance(done, Exception) else done
+        bounds = np.cumsum([0, *(len(r[3]) for r in ready)])
+        for (n, item, prep, pairs, staged_rows), lo, hi in zip(ready, bounds[:-1], bounds[1:]):
+            if isinstance(latents, Exception):  # the shared loop failed: every request in it did
+                out[n] = latents
+                continue
+            prep.timer.absorb(shared)
+            rows_run = len(pairs) * (2 if cfg.do_guidance else 1) * total_steps
+            out[n] = _attempt(lambda: _finish(pipeline, prep, pairs, staged_rows, latents[lo:hi], rows_run, total_steps))
+    return out  # type: ignore[return-value]
+
+
+def _stage(pipeline: EditPipeline, item: Planned):
+    req = item.request
+    prep = pipeline.prepare(req.image, req.prompt, req.source_caption, item.config)
+    regions.resolve_mode(pipeline, item.config, prep.warnings)  # the same warning edit() records
+    pairs = regions.one_pass_pairs(prep.size_index)
+    staged = pipeline.inpaint_rows(prep.image, prep.boxes[pairs[:, 0], pairs[:, 1]], prep.grid, pairs, prep.hidden,
+                                   item.config, prep.timer)
+    return prep, pairs, staged
+
+
+def _denoise(pipeline: EditPipeline, cfg: EditConfig, staged: list, scales: list[float], timer: StageTimer):
+    rows = [s[3] for s in staged]
+    xp = array_module(rows[0].masked_latents)
+    joined = DenoiseRows(
+        xp.concatenate([r.mask_latents for r in rows]),
+        xp.concatenate([r.masked_latents for r in rows]),
+        np.concatenate([r.noise for r in rows]),
+        xp.concatenate([r.context for r in rows]),
+    )
+    guidance = np.concatenate([np.full(len(r), g, np.float32) for r, g in zip(rows, scales)])
+    den = pipeline.denoiser(cfg, timer, None, guidance=guidance)
+    den.start(joined)
+    latents = den.run()
+    _check_finite("denoise", "latents", latents)
+    return latents, den.total_steps
+
+
+def _finish(pipeline: EditPipeline, prep, pairs, staged, latents, rows_run: int, total_steps: int) -> EditResult:
+    work, masks, boxes_px, _ = staged
+    with prep.timer.stage("vae_decode"):
+        images = pipeline._decode(latents, work, masks, prep.config)
+    phases = [{"step": total_steps, "pairs_alive": len(pairs), "rows_run": rows_run}]
+    chosen = regions.one_pass_chosen(prep.boxes.shape[1], pairs, work, images, boxes_px, phases, rows_run)
+    return pipeline.finish(prep, chosen)
+
+
+def _attempt(step):
+    """A request's own failure is its result; the batch goes on."""
+    try:
+        return step()
+    except Exception as exc:
+        log.warning("edit_batch: request failed: %s", exc)
+        return exc

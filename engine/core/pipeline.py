@@ -1,0 +1,414 @@
+"""The edit pipeline as numbered stages over numpy arrays. Which backend runs each graph
+(torch reference, ONNX Runtime, TensorRT) is the sessions' business, not the pipeline's.
+
+validate -> 1 saliency (dino) -> 2 anchors -> 3 proposals + ROI pool -> 4 RGN -> text ->
+5 masks -> 6 VAE encode -> 7 denoise (one row per (anchor, size) pair, guidance, chunked to the
+bundle's batch) -> 8 decode -> 9 region choice (engine/regions.py: the RGN's sizes, or search
+scoring every pair and pruning mid-schedule) -> 10 rank the K winners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+from PIL import Image
+
+from lredit.config import EditConfig
+from lredit.engine.core.denoise import DenoiseRows, RowDenoiser
+from lredit.engine.core.sessions import GraphSession, Scheduler
+from lredit.engine.ops import anchors as anchor_ops
+from lredit.engine.ops import images as image_ops
+from lredit.engine.ops.arrays import array_module, on_device, to_host
+from lredit.engine.ops.batching import run_in_chunks, tightest
+from lredit.engine.ops.noise import initial_noise
+from lredit.engine.ops.ranking import RankScores, rank_candidates
+from lredit.engine.ops.timing import StageTimer
+from lredit.engine.regions import modes as regions
+from lredit.errors import InputError, NumericalError
+from lredit.kernels import roi_pool_ref
+from lredit.kernels.geometry import box_masks, cells_to_pixels
+from lredit.rgn_checkpoint import RgnParams
+from lredit.tokenizer import ClipTokenizer
+
+
+@dataclass(frozen=True)
+class PipelineAssets:
+    """Everything besides the graphs: tokenizers, the projection, the scheduler factory."""
+
+    clip_tokenizer: ClipTokenizer
+    sd_tokenizer: ClipTokenizer
+    projection_weight: np.ndarray
+    """[c, d] 1x1 projection of DINO features before pooling."""
+    projection_bias: np.ndarray
+    make_scheduler: Callable[[str], Scheduler]
+    """config.scheduler name -> a fresh scheduler."""
+    random_weights: bool = False
+    sources: dict = field(default_factory=dict)
+    latent_channels: int = 4
+    vae_scale_factor: int = 8
+    clip_image_size: int = 224
+    roi_pool: Callable = roi_pool_ref.roi_pool_anchors
+    """(tokens, grid, anchors, half_sizes, weight, bias, PoolSpec) -> (pooled, boxes): the
+    numpy reference, or kernels.loader.CudaRoiPool on GPU."""
+    batch_limits: dict = field(default_factory=dict)
+    """Graph -> largest batch per call (a bundle's profile); larger batches run in chunks."""
+    rgn: RgnParams | None = None
+    """The RGN's weights in numpy (head + projection) where known: what mode `learn` starts from."""
+    notes: tuple[str, ...] = ()
+    """Warnings about the models themselves (e.g. a head-only RGN checkpoint), repeated in every
+    edit's warnings."""
+
+
+@dataclass
+class EditResult:
+    image: Image.Image
+    """The chosen candidate at the working resolution."""
+    candidates: list[Image.Image]
+    source: Image.Image
+    """The working image (centre crop at working_size) the candidates were inpainted from."""
+    anchors: np.ndarray
+    """[K, 2] (row, col) patch of each anchor."""
+    grid: tuple[int, int]
+    boxes_cells: np.ndarray
+    """[K, M, 4] proposals in feature cells."""
+    size_index: np.ndarray
+    """[K] chosen proposal per anchor."""
+    boxes_px: np.ndarray
+    """[K, 4] chosen boxes in working-image pixels (inclusive)."""
+    probabilities: np.ndarray
+    """[K, M] RGN box-size distribution."""
+    scores: RankScores
+    chosen: int
+    timings: dict
+    warnings: list[str]
+    config: EditConfig
+    prompt: str
+    source_caption: str | None = None
+    regions: "regions.RegionsOutcome | None" = None
+    """How the box sizes were chosen: mode, losses per pair, pruning phases, UNet rows."""
+
+
+@dataclass(frozen=True)
+class Inpainted:
+    """Stages 5-9 for a set of (anchor, size) rows."""
+
+    work: np.ndarray
+    """Working image uint8 [S, S, 3]."""
+    masks: np.ndarray
+    """[R, S, S] masks of every row started."""
+    boxes_px: np.ndarray
+    """[R, 4] pixel boxes of every row started."""
+    live: np.ndarray
+    """Indices of the rows that ran to the end (all without pruning)."""
+    images: np.ndarray
+    """[len(live), S, S, 3] uint8 decoded results of the live rows."""
+    unet_rows: int
+    phases: list
+    """Per phase: step reached, pairs alive in it, UNet rows run in it."""
+
+
+@dataclass
+class Prepared:
+    """One request after stages 1-4 and the text (EditPipeline.prepare)."""
+
+    config: EditConfig
+    prompt: str
+    source_caption: str | None
+    timer: StageTimer
+    warnings: list[str]
+    image: Image.Image
+    anchors: np.ndarray
+    grid: tuple[int, int]
+    pooled: np.ndarray
+    boxes: np.ndarray
+    log_probs: np.ndarray
+    size_index: np.ndarray
+    """[K] the RGN's size per anchor."""
+    hidden: object
+    """SD text states [2, T, D] (uncond, cond) or [1, T, D]; numpy or CuPy."""
+
+    def job(self, pipeline: "EditPipeline", on_step=None) -> "regions.RegionJob":
+        return regions.RegionJob(pipeline, self.image, self.pooled, self.boxes, self.grid, self.hidden, self.prompt,
+                                 self.source_caption, self.config, self.timer, on_step, self.warnings)
+
+
+class EditPipeline:
+    def __init__(self, sessions: Mapping[str, GraphSession], assets: PipelineAssets, config: EditConfig | None = None,
+                 scorer_factory: Callable | None = None):
+        self.sessions = sessions
+        self.assets = assets
+        self.config = (config or EditConfig()).validated()
+        self.scorer_factory = scorer_factory
+        """(RegionJob) -> scorer of decoded pairs; None = CLIP and the paper's objective (regions.clip_scorer)."""
+
+    # ------------------------------------------------------------------------------------
+    def edit(
+        self,
+        image,
+        prompt: str,
+        source_caption: str | None = None,
+        *,
+        on_step: Callable[[int, int], None] | None = None,
+        **overrides,
+    ) -> EditResult:
+        self.check_overrides(overrides)
+        cfg = self.config.replace(**overrides) if overrides else self.config
+        prep = self.prepare(image, prompt, source_caption, cfg)
+        # 5-9: masks, VAE encode, denoise, decode for the pairs the region mode needs
+        mode = regions.resolve_mode(self, cfg, prep.warnings)
+        chosen = regions.choose_regions(mode, prep.job(self, on_step), prep.size_index)
+        return self.finish(prep, chosen)
+
+    def check_overrides(self, overrides: Mapping) -> None:
+        """Refuse per-edit settings these graphs cannot run (a bundle's fixed geometry)."""
+
+    def prepare(self, image, prompt: str, source_caption: str | None, cfg: EditConfig) -> "Prepared":
+        """Stages 1-4 and the text: everything the region choice needs, for one request."""
+        timer, warnings = StageTimer(), list(self.assets.notes)
+        with timer.stage("validate"):
+            validate_prompt(prompt)
+            img = image_ops.load_image(image)
+        with timer.stage("preprocess"):
+            dino_in = image_ops.dino_pixels(img, cfg.dino_size, cfg.dino_imagenet_norm)
+        with timer.stage("dino"):
+            tokens, saliency, grid = self._saliency(dino_in)
+        with timer.stage("anchors"):
+            anchors = self._anchors(saliency, grid, cfg)
+        with timer.stage("roi_pool"):
+            pooled, boxes = self._pool(tokens, grid, anchors, cfg)
+        with timer.stage("rgn"):
+            log_probs = self._run("rgn", pooled=pooled)["log_probs"]
+            size_index = self._choose_sizes(log_probs, cfg)
+        with timer.stage("text"):
+            hidden = self._text(prompt, cfg, warnings)
+        return Prepared(cfg, prompt, source_caption, timer, warnings, img, anchors, grid, pooled, boxes, log_probs, size_index, hidden)
+
+    def finish(self, prep: "Prepared", chosen: "regions.ChosenRegions") -> EditResult:
+        """Stage 10: rank the K winners of one request."""
+        cfg = prep.config
+        with prep.timer.stage("rank"):
+            candidates = [Image.fromarray(x) for x in chosen.images]
+            source = Image.fromarray(image_ops.to_uint8(chosen.work))
+            scores = self._rank(candidates, source, prep.prompt, cfg)
+        return EditResult(
+            image=candidates[scores.chosen],
+            candidates=candidates,
+            source=source,
+            anchors=prep.anchors,
+            grid=prep.grid,
+            boxes_cells=prep.boxes,
+            size_index=chosen.outcome.chosen_size,
+            boxes_px=chosen.boxes_px,
+            probabilities=np.exp(prep.log_probs.astype(np.float64)),
+            scores=scores,
+            chosen=scores.chosen,
+            timings=prep.timer.report(),
+            warnings=prep.warnings,
+            config=cfg,
+            prompt=prep.prompt,
+            source_caption=prep.source_caption,
+            regions=chosen.outcome,
+        )
+
+    @property
+    def has_rgn_checkpoint(self) -> bool:
+        """True when the RGN's weights come from a checkpoint (not the seeded initialisation)."""
+        return not str(self.assets.sources.get("rgn", "seeded")).startswith("seeded")
+
+    def batch_limit(self, graph: str, cfg: EditConfig) -> int | None:
+        """Largest batch one call of `graph` takes: the bundle's profile, and for the UNet also
+        the config's memory cap (None = no limit)."""
+        cap = cfg.max_unet_batch if graph == "unet" else 0
+        return tightest(self.assets.batch_limits.get(graph), cap)
+
+    def inpaint(self, img, pair_boxes, grid, pairs, hidden, cfg: EditConfig, timer: StageTimer, on_step, prune=None) -> "Inpainted":
+        """Stages 5-9 for the rows `pairs` ([R, 2] (anchor, size)), boxes [R, 4] in cells.
+        `prune`, if given, is called at its `steps` with (step, live row indices, decoded x0
+        images, working image) and returns which of the live rows continue."""
+        work, masks, boxes_px, rows = self.inpaint_rows(img, pair_boxes, grid, pairs, hidden, cfg, timer)
+        with timer.stage("denoise"):
+            den = self.denoiser(cfg, timer, on_step)
+            den.start(rows)
+            live, phases = np.arange(len(pairs)), []
+            for step in (prune.steps if prune is not None else ()):
+                rows_before = den.unet_rows
+                x0 = den.run(until=step)
+                with timer.stage("prune_decode"):
+                    images = self._decode(x0, work, masks[live], cfg)
+                keep = np.asarray(prune(step, live, images, work), dtype=np.int64)
+                phases.append({"step": step, "pairs_alive": len(live), "rows_run": den.unet_rows - rows_before})
+                den.keep(keep)
+                live = live[keep]
+            rows_before = den.unet_rows
+            latents = den.run()
+            phases.append({"step": den.total_steps, "pairs_alive": len(live), "rows_run": den.unet_rows - rows_before})
+            _check_finite("denoise", "latents", latents)
+        with timer.stage("vae_decode"):
+            images = self._decode(latents, work, masks[live], cfg)
+        return Inpainted(work, masks, boxes_px, live, images, den.unet_rows, phases)
+
+        # -- stages --------------------------------------------------------------------------
+    def _saliency(self, pixels: np.ndarray):
+        out = self._run("dino", pixels=pixels)
+        tokens, saliency = out["features"][0], out["saliency"][0]
+        side = int(round(np.sqrt(tokens.shape[0])))
+        if side * side != tokens.shape[0]:
+            raise InputError(f"DINO returned {tokens.shape[0]} patch tokens; a square grid was expected")
+        return tokens, saliency, (side, side)
+
+    @staticmethod
+    def _anchors(saliency: np.ndarray, grid, cfg: EditConfig) -> np.ndarray:
+        values = anchor_ops.cumulative_saliency(saliency)
+        return anchor_ops.select_anchors(
+            values, grid, cfg.anchors, distinct=cfg.distinct_anchors, margin=cfg.max_window, spacing=cfg.anchor_spacing
+        )
+
+    def _pool(self, tokens: np.ndarray, grid, anchors: np.ndarray, cfg: EditConfig):
+        """Proposal boxes of every (anchor, size) and their pooled features, in one call: the
+        fused CUDA kernel on GPU, its numpy reference otherwise."""
+        spec = roi_pool_ref.PoolSpec(
+            out_size=cfg.roi_size,
+            spatial_scale=1.0 if cfg.fix_roi_scale else 0.125,
+            sampling_ratio=cfg.roi_sampling_ratio,
+            aligned=cfg.roi_aligned,
+            swap_axes=not cfg.fix_anchor_axes,
+            layout="anchor" if cfg.fix_rgn_layout else "authors",
+        )
+        pooled, boxes = self.assets.roi_pool(
+            tokens, grid, anchors, cfg.half_sizes, self.assets.projection_weight, self.assets.projection_bias, spec
+        )
+        return to_host(pooled), to_host(boxes)
+
+    @staticmethod
+    def _choose_sizes(log_probs: np.ndarray, cfg: EditConfig) -> np.ndarray:
+        logits = log_probs.astype(np.float64)
+        if cfg.rgn_sampling == "gumbel":
+            rng = np.random.default_rng([cfg.seed, 0x6B5])
+            logits = logits - np.log(-np.log(rng.uniform(1e-20, 1.0, size=logits.shape)))
+        return np.argmax(logits, axis=-1).astype(np.int64)
+
+    def _masks(self, img: Image.Image, chosen_boxes: np.ndarray, grid, cfg: EditConfig):
+        """Working image [S, S, 3] (uint8, or float32 in 0..255 on the code's path), masks float32
+        [K, S, S] (1 = repaint), pixel boxes."""
+        size = cfg.working_size
+        if cfg.inpaint_original:
+            work = np.asarray(image_ops.square_crop(img, size))
+            boxes_px = cells_to_pixels(chosen_boxes, grid, size)
+            return work, box_masks(boxes_px, size), boxes_px
+        # The code: the mask drawn on the DINO-size crop as mask[:, y1:y2, x1:x2] = 1 (end row and
+        # column excluded), crop and mask resized to the working size bilinearly (torchvision
+        # T.Resize on tensors), the mask binarised at 0.5 by diffusers, which resizes neither.
+        crop = image_ops.to_chw_unit(image_ops.square_crop(img, cfg.dino_size))
+        work = image_ops.resize_bilinear(crop, size).transpose(1, 2, 0) * np.float32(255.0)  # floats, as diffusers gets them
+        small = box_masks(cells_to_pixels(chosen_boxes, grid, cfg.dino_size), cfg.dino_size, exclusive_end=True)
+        masks = (image_ops.resize_bilinear(small, size) >= 0.5).astype(np.float32)
+        boxes_px = np.array([_mask_bbox(m) for m in masks], dtype=np.int64)
+        return work, masks, boxes_px
+
+    def _text(self, prompt: str, cfg: EditConfig, warnings: list[str]) -> np.ndarray:
+        """[2, 77, D] (unconditional, conditional) or [1, 77, D] without guidance."""
+        cond = self.assets.sd_tokenizer.encode(cfg.prompt_template.format(prompt=prompt))
+        if cond.truncated:
+            warnings.append(
+                f"prompt has {cond.token_count} tokens with its template; the text encoders take "
+                f"{self.assets.sd_tokenizer.max_length - 2}, the rest was truncated"
+            )
+        ids = [cond.ids]
+        if cfg.do_guidance:
+            ids.insert(0, self.assets.sd_tokenizer.encode(cfg.negative_prompt).ids)
+        return self._run("sd_text", keep_on_device=True, input_ids=np.stack(ids))["hidden_states"]
+
+    def _encode(self, work: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        image = image_ops.sd_pixels(work[None])
+        masked = (image * (masks[:, None] < 0.5)).astype(np.float32)
+        run = lambda **feeds: self._run("vae_encoder", keep_on_device=True, **feeds)  # noqa: E731
+        return run_in_chunks(run, self.assets.batch_limits.get("vae_encoder"), images=masked)["latents"]
+
+    def inpaint_rows(self, img, pair_boxes, grid, pairs, hidden, cfg: EditConfig, timer: StageTimer):
+        """Stages 5-6 for the rows `pairs`: (working image, masks, pixel boxes, denoise rows)."""
+        with timer.stage("masks"):
+            work, masks, boxes_px = self._masks(img, pair_boxes, grid, cfg)
+        with timer.stage("vae_encode"):
+            masked_latents = self._encode(work, masks)
+        return work, masks, boxes_px, self._rows(pairs, masks, masked_latents, hidden, cfg)
+
+    def denoiser(self, cfg: EditConfig, timer: StageTimer, on_step, guidance=None) -> RowDenoiser:
+        """The row-batched loop for cfg's steps and scheduler; `guidance` per row where the rows
+        are several requests' (Editor.edit_batch), else cfg's."""
+        scheduler = self.assets.make_scheduler(cfg.scheduler)
+        unet = lambda **feeds: self._run("unet", keep_on_device=True, **feeds)["noise_pred"]  # noqa: E731
+        return RowDenoiser(unet, scheduler, steps=cfg.steps, guidance=cfg.guidance if guidance is None else guidance,
+                           max_batch=self.batch_limit("unet", cfg), timer=timer, on_step=on_step)
+
+    def _rows(self, pairs: np.ndarray, masks, masked_latents, hidden, cfg: EditConfig) -> DenoiseRows:
+        """One denoise row per (anchor, size) pair; noise keyed by the pair (engine.noise)."""
+        f = self.assets.vae_scale_factor
+        shape = (self.assets.latent_channels, cfg.working_size // f, cfg.working_size // f)
+        noise = np.stack([initial_noise(cfg.seed, int(k), int(m), shape) for k, m in pairs])
+        # From here to the decoded images, arrays live where the sessions put them (numpy or
+        # CuPy): no host copy inside the loop on GPU sessions.
+        xp = array_module(masked_latents)
+        mask_latent = xp.asarray(np.ascontiguousarray(masks[:, None, ::f, ::f], dtype=np.float32))
+        context = xp.broadcast_to(hidden[None], (len(pairs), *hidden.shape))  # (uncond, cond) per row
+        return DenoiseRows(mask_latent, masked_latents, noise, context)
+
+    def _decode(self, latents, work, masks, cfg: EditConfig) -> np.ndarray:
+        run = lambda **feeds: self._run("vae_decoder", **feeds)  # noqa: E731
+        decoded = image_ops.sd_to_uint8(run_in_chunks(run, self.assets.batch_limits.get("vae_decoder"), latents=latents)["images"])
+        if cfg.paste_back:
+            keep = masks[..., None] >= 0.5
+            decoded = np.where(keep, decoded, image_ops.to_uint8(work)[None])
+        return decoded
+
+    def _rank(self, candidates, source, prompt: str, cfg: EditConfig) -> RankScores:
+        pixels = image_ops.clip_pixels([*candidates, source], self.assets.clip_image_size)
+        image_embeds = self._run("clip_vision", pixels=pixels)["image_embeds"]
+        ids = self.assets.clip_tokenizer.encode(cfg.prompt_template.format(prompt=prompt)).ids
+        text_embed = self._run("clip_text", input_ids=ids[None])["text_embeds"][0]
+        return rank_candidates(
+            image_embeds[:-1],
+            image_embeds[-1],
+            text_embed,
+            alpha=cfg.rank_alpha,
+            beta=cfg.rank_beta,
+            softmax=cfg.rank_softmax,
+            top_t2i=cfg.rank_top_t2i,
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+    def _run(self, graph: str, *, keep_on_device: bool = False, **feeds) -> dict[str, np.ndarray]:
+        """Run one graph. Outputs come back as numpy, checked for NaN/Inf, unless
+        keep_on_device: then GPU outputs stay on the device, unchecked until the loop ends."""
+        outputs = self.sessions[graph].run(feeds)
+        if not keep_on_device:
+            outputs = {name: to_host(value) for name, value in outputs.items()}
+        for name, value in outputs.items():
+            if not on_device(value):
+                _check_finite(graph, name, value)
+        return outputs
+
+
+def validate_prompt(prompt) -> None:
+    if not isinstance(prompt, str):
+        raise InputError(f"prompt must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise InputError("prompt is empty; give the edit to make, e.g. 'a bowl of strawberries'")
+
+
+def _check_finite(stage: str, name: str, value) -> None:
+    xp = array_module(value)
+    if np.issubdtype(value.dtype, np.floating) and not bool(xp.isfinite(value).all()):
+        bad = int((~xp.isfinite(value)).sum())
+        raise NumericalError(
+            f"stage '{stage}' produced {bad} NaN/Inf values in '{name}'; with fp16 graphs this is "
+            "overflow: use an fp32 bundle (lr-export --precision fp32) for that graph"
+        )
+
+
+def _mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask >= 0.5)
+    if ys.size == 0:
+        return (0, 0, -1, -1)
+    return (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))

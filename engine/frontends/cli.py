@@ -1,0 +1,253 @@
+"""lr-edit IMAGE PROMPT: one edit, written to --out (result, candidates, overlay, report.json)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lredit.cli import run_cli
+from lredit.config import COMPAT_PRESETS, REGION_MODES, RGN_SAMPLING, SCHEDULERS, Backend, EditConfig, RegionMode, ort_providers
+from lredit.errors import InputError
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What lr-edit does around the pipeline (not part of the edit itself)."""
+
+    image: Path
+    prompt: str
+    source_caption: str | None
+    out: Path
+    models: str
+    dino: Path | None
+    clip: Path | None
+    sd: Path | None
+    rgn: Path | None
+    backend: Backend
+    bundle: Path | None
+    device: str
+    overwrite: bool
+    progress: bool
+    requested: dict
+    """The config fields given on the command line (a bundle's geometry must not contradict them)."""
+    save_rgn: Path | None = None
+    """--regions learn: write the RGN learned on this image here (safetensors)."""
+    verify: bool = False
+    """Hash every bundle file (--verify); otherwise only files whose size+mtime stamp changed."""
+    dump_graph_io: Path | None = None
+    """Record every graph call's inputs and outputs here (engine/graph_io.py; the C++ host replays them)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lr-edit", description="Mask-free text-driven image editing via learnable regions.")
+    p.add_argument("image", type=Path, help="input image (any Pillow format)")
+    p.add_argument("prompt", help="the edit, e.g. 'a bowl of strawberries'")
+    p.add_argument("--source-caption", help="caption of the source region, e.g. 'fruit': adds L_dir to the region objective")
+    p.add_argument("--out", type=Path, default=Path("lredit_out"), help="output folder (default: lredit_out)")
+    p.add_argument("--overwrite", action="store_true", help="replace lredit outputs already in --out")
+    src = p.add_argument_group("models")
+    src.add_argument("--models", default="tiny", help="'tiny', 'full-random' or a folder with dino/, clip/, sd/ [rgn.pt]")
+    src.add_argument("--dino", type=Path, help="DINO ViT folder (transformers layout), overrides <models>/dino")
+    src.add_argument("--clip", type=Path, help="CLIP folder (transformers layout), overrides <models>/clip")
+    src.add_argument("--sd", type=Path, help="SD inpainting folder (diffusers layout), overrides <models>/sd")
+    src.add_argument("--rgn", type=Path, help="RGN checkpoint: safetensors or the authors' .pt (anchor_net.* head, conv.* projection)")
+    run = p.add_argument_group("runtime")
+    run.add_argument("--bundle", type=Path, help="an lr-export bundle (needed for --backend ort)")
+    run.add_argument("--backend", choices=[b.value for b in Backend], help="default: ort with --bundle, else torch")
+    run.add_argument("--device", default="cpu",
+                     help="cpu or cuda: the torch device (fp16 on cuda); with --bundle, cuda puts ONNX Runtime on its CUDA provider")
+    run.add_argument("--verify", action="store_true",
+                     help="hash every bundle file against the manifest (default: only files changed since last found right)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument("--dump-graph-io", type=Path, metavar="DIR",
+                     help="record every graph call's inputs and outputs (.npy + index.json) for the C++ host's ReplayRunner")
+    e = p.add_argument_group("edit (defaults: the authors' numbers)")
+    e.add_argument("--compat", choices=COMPAT_PRESETS, default="engine", help="'authors' reproduces the published code")
+    e.add_argument("--anchors", type=int, help="K candidates (default 9)")
+    e.add_argument("--half-sizes", type=lambda s: tuple(int(v) for v in s.split(",")), help="box half-sizes, e.g. 4,6,8")
+    e.add_argument("--steps", type=int, help="denoising steps (default 50)")
+    e.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 7.5)")
+    e.add_argument("--scheduler", choices=SCHEDULERS, help="default: the model folder's (PNDM for SD 1.x)")
+    e.add_argument("--seed", type=int, help="noise seed (default 0)")
+    e.add_argument("--working-size", type=int, help="inpainting resolution (default 512)")
+    e.add_argument("--rgn-sampling", choices=RGN_SAMPLING)
+    e.add_argument("--paste-back", action="store_true", default=None, help="keep pixels outside the box exactly")
+    e.add_argument("--anchor-spacing", type=int, help="minimum distance in cells between anchors (engine 4, authors 0)")
+    r = p.add_argument_group("regions (how each anchor's box size is chosen)")
+    r.add_argument("--regions", choices=REGION_MODES,
+                   help="rgn: the RGN's choice, one pass; search: every (anchor, size) pair scored by the paper's loss; "
+                        "learn: the RGN trained on this image (default: search without --rgn, rgn with it)")
+    r.add_argument("--no-prune", action="store_true", help="search: run every pair to the end (no successive halving)")
+    r.add_argument("--prune-fractions", type=_fractions, help="search: schedule fractions at which to prune (default 0.2,0.3,0.6)")
+    r.add_argument("--save-rgn", type=Path, help="--regions learn: write the learned RGN here (safetensors, authors' key names)")
+    r.add_argument("--max-unet-batch", type=int, help="cap on UNet rows per call; larger batches run in chunks (default: the bundle's)")
+    return p
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of fractions, e.g. 0.3,0.6") from None
+
+
+def parse(argv=None) -> tuple[RunOptions, EditConfig]:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        name: value
+        for name, value in (
+            ("anchors", args.anchors),
+            ("half_sizes", args.half_sizes),
+            ("steps", args.steps),
+            ("guidance", args.guidance),
+            ("scheduler", args.scheduler),
+            ("seed", args.seed),
+            ("working_size", args.working_size),
+            ("rgn_sampling", args.rgn_sampling),
+            ("paste_back", args.paste_back),
+            ("anchor_spacing", args.anchor_spacing),
+            ("regions", args.regions),
+            ("prune", False if args.no_prune else None),
+            ("prune_fractions", args.prune_fractions),
+            ("max_unet_batch", args.max_unet_batch),
+        )
+        if value is not None
+    }
+    config = EditConfig.preset(args.compat, **overrides)
+    options = RunOptions(
+        image=args.image,
+        prompt=args.prompt,
+        source_caption=args.source_caption,
+        out=args.out,
+        models=args.models,
+        dino=args.dino,
+        clip=args.clip,
+        sd=args.sd,
+        rgn=args.rgn,
+        backend=Backend(args.backend) if args.backend else (Backend.ORT if args.bundle else Backend.TORCH),
+        bundle=args.bundle,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        requested=overrides,
+        verify=args.verify,
+        save_rgn=args.save_rgn,
+        dump_graph_io=args.dump_graph_io,
+    )
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    return options, config
+
+
+def run(options: RunOptions, config: EditConfig) -> Path:
+    """Load models, edit, write outputs; returns the output folder."""
+    from lredit.engine.core.pipeline import validate_prompt
+    from lredit.engine.frontends import outputs
+    from lredit.engine.ops.images import load_image
+
+    outputs.prepare_output_dir(options.out, options.overwrite)
+    _check_save_rgn(options, config)
+    image = load_image(options.image)  # fail on a bad image before loading any model
+    validate_prompt(options.prompt)
+    if options.bundle is not None:
+        from lredit.engine.frontends.editor import Editor
+        from lredit.engine.runtimes.bundle_loader import bundle_config, check_bundle_geometry
+        from lredit.manifest import read_manifest
+
+        # Before any graph is loaded: a geometry the bundle was not exported for is an error.
+        check_bundle_geometry(bundle_config(read_manifest(options.bundle), config), options.requested)
+        # --device cuda puts ONNX Runtime on its CUDA provider (IO binding with CuPy).
+        providers = ort_providers(options.device)
+        start = time.perf_counter()
+        pipeline = Editor.from_bundle(options.bundle, options.backend, providers=providers, config=config,
+                                      verify="full" if options.verify else True).pipeline
+        print(f"lr-edit: opened {options.bundle} in {time.perf_counter() - start:.1f} s"
+              + (f" ({pipeline.open_report.summary()})" if pipeline.open_report else ""), file=sys.stderr)
+        if options.rgn is not None:  # the checkpoint runs on the numpy RGN, with its own projection
+            from lredit.engine.runtimes.rgn_runtime import use_rgn_checkpoint
+
+            use_rgn_checkpoint(pipeline, options.rgn)
+        model_info = outputs.bundle_model_info(options.bundle, pipeline.assets)
+        config = pipeline.config
+    elif options.backend is not Backend.TORCH:
+        raise InputError(f"--backend {options.backend.value} runs an exported bundle: pass --bundle B (make one with lr-export --out B)")
+    else:
+        pipeline, model_info = _torch_pipeline(options, config)
+    if pipeline.assets.random_weights:
+        print(
+            f"lr-edit: the '{options.models}' models have random weights: the output is a pipeline check, "
+            "not a meaningful edit",
+            file=sys.stderr,
+        )
+    if options.dump_graph_io is not None:
+        from lredit.engine.frontends.graph_io import record_edit
+
+        result = record_edit(pipeline, image, options.prompt, options.dump_graph_io, options.source_caption,
+                             on_step=_progress(options, config))
+    else:
+        result = pipeline.edit(image, options.prompt, options.source_caption, on_step=_progress(options, config))
+    report = outputs.build_report(result, image=str(options.image), backend=options.backend.value, models=model_info)
+    outputs.write_outputs(result, options.out, report, overwrite=options.overwrite)
+    if options.save_rgn is not None:
+        from lredit.rgn_checkpoint import save_rgn
+
+        save_rgn(options.save_rgn, result.regions.learned_rgn, {"learned_on": str(options.image), "prompt": options.prompt})
+    for warning in result.warnings:
+        print(f"lr-edit: warning: {warning}", file=sys.stderr)
+    return options.out
+
+
+def _check_save_rgn(options: RunOptions, config: EditConfig) -> None:
+    """--save-rgn needs --regions learn and a writable path: checked before any model work."""
+    if options.save_rgn is None:
+        return
+    if config.regions is not RegionMode.LEARN:
+        raise InputError("--save-rgn writes the RGN learned on this image: it needs --regions learn")
+    from lredit.rgn_checkpoint import check_writable
+
+    check_writable(options.save_rgn)
+
+
+def _torch_pipeline(options: RunOptions, config: EditConfig):
+    from lredit.engine.runtimes.reference.torch_backend import load_reference
+
+    pipeline = load_reference(options.models, config, device=options.device, dino=options.dino, clip=options.clip,
+                              sd=options.sd, rgn=options.rgn)
+    dtype = str(pipeline.sessions["unet"].dtype)
+    info = {"source": options.models, "families": pipeline.assets.sources, "random_weights": pipeline.assets.random_weights,
+            "dtype": dtype}
+    return pipeline, info
+
+
+def _progress(options: RunOptions, config: EditConfig):
+    if not options.progress:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=config.steps, desc="denoise", unit="step", file=sys.stderr)
+
+    def on_step(done: int, total: int) -> None:
+        bar.total = total  # PNDM's PLMS schedule runs steps + 1 UNet calls
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return on_step
+
+
+def main(argv=None) -> int:
+    def body() -> int:
+        options, config = parse(argv)
+        out = run(options, config)
+        print(f"lr-edit: wrote {out}/result.png and report.json")
+        return 0
+
+    return run_cli("lr-edit", body, interrupted="no outputs were written")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

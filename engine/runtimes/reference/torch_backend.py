@@ -1,0 +1,136 @@
+"""The torch backend: the reference. Each graph is its export wrapper run eagerly in torch, and
+the scheduler is diffusers' own, so the numpy pipeline around them is checked against diffusers."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from lredit.config import EditConfig
+from lredit.engine.core.pipeline import EditPipeline, PipelineAssets
+from lredit.export import wrappers
+from lredit.export.diffusers_schedulers import diffusers_scheduler
+from lredit.export.models import ModelSet, ModelSources, load_models
+from lredit.export.rgn import rgn_params
+
+
+class TorchSession:
+    """Runs one wrapper module; float inputs are cast to the session dtype, outputs to float32."""
+
+    def __init__(self, module: torch.nn.Module, input_names, output_names, device="cpu", dtype=torch.float32):
+        self.module = module.to(device=device, dtype=dtype).eval()
+        self.input_names, self.output_names = tuple(input_names), tuple(output_names)
+        self.device, self.dtype = torch.device(device), dtype
+
+    def _tensor(self, value: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(value)).to(self.device)
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+
+    @torch.inference_mode()
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.module(*(self._tensor(feeds[name]) for name in self.input_names))
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        return {name: out.float().cpu().numpy() for name, out in zip(self.output_names, outputs)}
+
+
+class DiffusersScheduler:
+    """A diffusers scheduler behind the numpy Scheduler protocol."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    @property
+    def init_noise_sigma(self) -> float:
+        return float(self.scheduler.init_noise_sigma)
+
+    def set_timesteps(self, steps: int) -> np.ndarray:
+        self.scheduler.set_timesteps(steps)
+        self._timesteps = self.scheduler.timesteps
+        return self._timesteps.cpu().numpy()
+
+    def _t(self, timestep):
+        # diffusers looks steps up by value in its own timesteps tensor: pass its element.
+        index = int(np.nonzero(self._timesteps.cpu().numpy() == timestep)[0][0])
+        return self._timesteps[index]
+
+    def scale_model_input(self, sample: np.ndarray, timestep) -> np.ndarray:
+        return self.scheduler.scale_model_input(torch.from_numpy(sample), self._t(timestep)).numpy()
+
+    def step(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
+        out = self.scheduler.step(torch.from_numpy(model_output), self._t(timestep), torch.from_numpy(sample))
+        return out.prev_sample.numpy()
+
+    def predict_x0(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
+        """diffusers' own x0 formula per class (Euler over sigma, DPM-Solver++ over alpha_t and
+        sigma_t, PNDM/DDIM over alphas_cumprod), from its own tables."""
+        s, eps, x = self.scheduler, torch.from_numpy(model_output), torch.from_numpy(sample)
+        if hasattr(s, "sigmas") and hasattr(s, "_sigma_to_alpha_sigma_t"):  # DPM-Solver++
+            alpha_t, sigma_t = s._sigma_to_alpha_sigma_t(s.sigmas[s.index_for_timestep(self._t(timestep))])
+            return ((x - sigma_t * eps) / alpha_t).float().numpy()
+        if hasattr(s, "sigmas"):  # Euler
+            return (x - s.sigmas[s.index_for_timestep(self._t(timestep))] * eps).float().numpy()
+        a_t = s.alphas_cumprod[int(timestep)]
+        return ((x - (1 - a_t) ** 0.5 * eps) / a_t**0.5).float().numpy()
+
+    def select(self, rows) -> None:
+        """Slice diffusers' per-row history (PNDM's ets and cur_sample, DPM-Solver's
+        model_outputs) to `rows`."""
+        index = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        for name in ("ets", "model_outputs"):
+            if isinstance(getattr(self.scheduler, name, None), list):
+                setattr(self.scheduler, name, [None if v is None else v[index] for v in getattr(self.scheduler, name)])
+        if isinstance(getattr(self.scheduler, "cur_sample", None), torch.Tensor):
+            self.scheduler.cur_sample = self.scheduler.cur_sample[index]
+
+
+def torch_sessions(models: ModelSet, config: EditConfig, device="cpu", dtype=torch.float32) -> dict[str, TorchSession]:
+    """One session per graph, with the same names as the exported graphs."""
+    fp32 = torch.float32
+    return {
+        "dino": TorchSession(wrappers.DinoGraph(models.dino, config.dino_size), ["pixels"], ["features", "saliency"], device, dtype),
+        # The RGN is tiny and its argmax decides boxes: it stays fp32 on every backend.
+        "rgn": TorchSession(wrappers.RgnGraph(models.region_net), ["pooled"], ["log_probs"], device, fp32),
+        "clip_text": TorchSession(wrappers.ClipTextGraph(models.clip), ["input_ids"], ["text_embeds"], device, dtype),
+        "clip_vision": TorchSession(wrappers.ClipVisionGraph(models.clip), ["pixels"], ["image_embeds", "tokens"], device, dtype),
+        "sd_text": TorchSession(wrappers.SdTextGraph(models.sd_text_encoder), ["input_ids"], ["hidden_states"], device, dtype),
+        "unet": TorchSession(
+            wrappers.UnetGraph(models.unet), ["sample", "timestep", "encoder_hidden_states"], ["noise_pred"], device, dtype
+        ),
+        "vae_encoder": TorchSession(wrappers.VaeEncoderGraph(models.vae), ["images"], ["latents"], device, dtype),
+        "vae_decoder": TorchSession(wrappers.VaeDecoderGraph(models.vae), ["latents"], ["images"], device, dtype),
+    }
+
+
+def reference_pipeline(models: ModelSet, config: EditConfig | None = None, device="cpu", dtype=torch.float32) -> EditPipeline:
+    """The torch reference: torch graphs, diffusers schedulers, the shared numpy stages."""
+    config = (config or EditConfig()).validated()
+    weight, bias = models.region_net.projection_arrays()
+    assets = PipelineAssets(
+        clip_tokenizer=models.clip_tokenizer,
+        sd_tokenizer=models.sd_tokenizer,
+        projection_weight=weight,
+        projection_bias=bias,
+        make_scheduler=lambda name: DiffusersScheduler(diffusers_scheduler(models.scheduler_config, name)),
+        random_weights=models.random_weights,
+        sources=dict(models.sources),
+        latent_channels=int(models.vae.config.latent_channels),
+        vae_scale_factor=models.vae_scale_factor,
+        clip_image_size=int(models.clip.config.vision_config.image_size),
+        rgn=rgn_params(models.region_net),
+        notes=tuple(models.warnings),
+    )
+    return EditPipeline(torch_sessions(models, config, device, dtype), assets, config)
+
+
+def load_reference(models: str, config: EditConfig, device="cpu", dtype=None, **families) -> EditPipeline:
+    """The torch reference for `models` (a preset name or a models folder; `families` overrides
+    single families: dino, clip, sd, rgn folders or files). fp16 on CUDA unless `dtype` says."""
+    if dtype is None:
+        dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
+    sources = ModelSources.parse(models, **{k: v for k, v in families.items() if v is not None})
+    loaded = load_models(sources, sizes=len(config.half_sizes), channels=config.proj_channels,
+                         roi_size=config.roi_size, proj_seed=config.proj_seed)
+    return reference_pipeline(loaded, config, device=device, dtype=dtype)
