@@ -111,7 +111,7 @@ class EditConfig:
     """Minimum Chebyshev distance in cells between anchors, picked greedily by saliency (0 = the
     paper's plain top-K). Applies to distinct anchors; the authors' rule (distinct_anchors off)
     has none. 4 = the smallest half-size: no anchor sits inside another's smallest box,
-    so no candidate is a neighbour's box moved by one cell (README, "Region modes")."""
+    so no candidate is a neighbour's box moved by one cell (docs/regions.md, "Anchor spacing")."""
 
     # -- region modes (issue #12) -----------------------------------------------------------
     regions: RegionMode | None = None
