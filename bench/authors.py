@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from lredit.config import EditConfig, RegionMode
-from lredit.engine.core.pipeline import EditPipeline, Inpainted
+from lredit.engine.core.pipeline import EditPipeline
+from lredit.engine.regions.interface import Inpainted
 from lredit.engine.runtimes.reference.torch_backend import reference_pipeline
 from lredit.export.diffusers_schedulers import diffusers_scheduler
 from lredit.export.models import ModelSet
@@ -43,9 +44,10 @@ class AuthorsPipeline(EditPipeline):
     def _text(self, prompt, cfg, warnings):
         return cfg.prompt_template.format(prompt=prompt)
 
-    def inpaint(self, img, pair_boxes, grid, pairs, prompt, cfg, timer, on_step, prune=None) -> Inpainted:
+    def inpaint(self, prep, pairs, on_step=None, prune=None) -> Inpainted:
+        cfg, timer, prompt = prep.config, prep.timer, prep.hidden  # hidden: the prompt (_text above)
         with timer.stage("masks"):
-            work, masks, boxes_px = self._masks(img, pair_boxes, grid, cfg)
+            work, masks, boxes_px = self._masks(prep.image, prep.pair_boxes(pairs), prep.grid, cfg)
         with timer.stage("denoise"):
             images = self._diffusers_inpaint(masks, work, prompt, cfg)
         calls = len(self.diffusers.scheduler.timesteps)

@@ -24,9 +24,10 @@ import torch
 import lredit
 from lredit import bundle as layout
 from lredit.atomic import write_bytes_atomic, write_json_atomic
-from lredit.config import EditConfig, Precision
+from lredit.config import Precision
 from lredit.errors import ExportError
 from lredit.graphs import PIPELINE_GRAPHS
+from lredit.manifest import Manifest, ModelsInfo, PipelineInfo, graph_entry, manifest_data, mark_incomplete, scheduler_info, write_manifest
 from lredit.rgn_checkpoint import save_rgn
 from lredit.versions import versions
 
@@ -116,7 +117,7 @@ def run_export(cfg: ExportConfig, on_graph: Callable[[str, str], None] | None = 
     s = cfg.settings
     models = load_models(ModelSources.parse(cfg.models), sizes=s.sizes, channels=s.channels, roi_size=s.roi_size)
     if old is not None:
-        write_json_atomic(out / layout.MANIFEST, {**old, "complete": False})
+        mark_incomplete(out, old)
     started = time.perf_counter()
     graphs, parity, failures = {}, {}, []
     old_parity = _read_parity(out)
@@ -134,11 +135,12 @@ def run_export(cfg: ExportConfig, on_graph: Callable[[str, str], None] | None = 
         shutil.rmtree(staging, ignore_errors=True)
     extra_files = _write_assets(models, out)
     write_json_atomic(out / layout.PARITY, parity)
-    manifest = _manifest(cfg, models, graphs, extra_files, complete=not failures, seconds=time.perf_counter() - started)
-    write_json_atomic(out / layout.MANIFEST, manifest)
+    manifest = _manifest(cfg, models, graphs, extra_files, complete=not failures)
+    write_manifest(manifest)
+    log.info("exported %s in %.1f s", out, time.perf_counter() - started)
     if failures:
         raise ExportError(f"parity check failed for {len(failures)} output(s): " + "; ".join(failures))
-    return manifest
+    return manifest_data(manifest)
 
 
 def _failure(report: dict) -> str:
@@ -238,36 +240,29 @@ def _write_assets(models, out: Path) -> dict[str, str]:
     return {path.relative_to(out).as_posix(): layout.sha256_file(path) for path in paths}
 
 
-def _manifest(cfg: ExportConfig, models, graphs: dict, assets: dict, *, complete: bool, seconds: float) -> dict:
-    edit = EditConfig()
+def _manifest(cfg: ExportConfig, models, graphs: dict, assets: dict, *, complete: bool) -> Manifest:
     s = cfg.settings
-    return {
-        "format_version": layout.FORMAT_VERSION,
-        "complete": complete,
-        "lredit_version": lredit.__version__,
-        "precision": cfg.precision.value,
-        "opset": cfg.opset,
-        "export_seconds": round(seconds, 2),
-        "models": {"source": cfg.models, "families": models.sources, "random_weights": models.random_weights},
-        "graphs": graphs,
-        "assets": assets,
-        "pipeline": {
-            "dino_size": s.dino_size,
-            "dino_patch": int(models.dino.config.patch_size),
-            "working_size": s.working_size,
-            "anchors": edit.anchors,
-            "max_candidates": s.max_candidates,
-            "half_sizes": list(s.half_sizes),
-            "roi_size": s.roi_size,
-            "proj_channels": s.channels,
-            "prompt_template": edit.prompt_template,
-            "rank_alpha": edit.rank_alpha,
-            "rank_beta": edit.rank_beta,
-            "rank_top_t2i": edit.rank_top_t2i,
-            "latent_channels": int(models.vae.config.latent_channels),
-            "vae_scale_factor": models.vae_scale_factor,
-            "clip_image_size": int(models.clip.config.vision_config.image_size),
-        },
-        "scheduler": scheduler_tables(models.scheduler_config),
-        "versions": versions(),
-    }
+    return Manifest(
+        bundle=Path(cfg.out),
+        format_version=layout.FORMAT_VERSION,
+        complete=complete,
+        precision=cfg.precision,
+        models=ModelsInfo(source=cfg.models, families=dict(models.sources), random_weights=bool(models.random_weights)),
+        graphs={name: graph_entry(name, entry) for name, entry in graphs.items()},
+        assets=dict(assets),
+        pipeline=PipelineInfo(
+            dino_size=s.dino_size,
+            working_size=s.working_size,
+            half_sizes=tuple(s.half_sizes),
+            roi_size=s.roi_size,
+            proj_channels=s.channels,
+            latent_channels=int(models.vae.config.latent_channels),
+            vae_scale_factor=int(models.vae_scale_factor),
+            clip_image_size=int(models.clip.config.vision_config.image_size),
+            max_candidates=s.max_candidates,
+            dino_patch=int(models.dino.config.patch_size),
+        ),
+        scheduler=scheduler_info(scheduler_tables(models.scheduler_config)),
+        lredit_version=lredit.__version__,
+        versions=versions(),
+    )

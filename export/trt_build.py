@@ -4,13 +4,15 @@ the specs, a timing cache in the bundle. Works against `tensorrt` (GPU machines)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
 from lredit import bundle as layout
-from lredit.atomic import write_bytes_atomic, write_json_atomic
+from lredit.atomic import write_bytes_atomic
 from lredit.errors import ExportError
+from lredit.manifest import EngineInfo, parse_manifest, write_manifest
 from lredit.trt import require_tensorrt as _require_tensorrt
 
 
@@ -79,16 +81,16 @@ def build_engine(trt, onnx_path: Path, profile: dict, engine_path: Path, timing_
         write_bytes_atomic(timing_cache, bytes(cache.serialize()))
 
 
-def _stale_reason(bundle: Path, rel: str, previous: dict | None, onnx_sha: str) -> str | None:
+def _stale_reason(bundle: Path, rel: str, previous: EngineInfo | None, onnx_sha: str) -> str | None:
     """Why the engine at `rel` must be (re)built, or None when it was built from this very graph
     with this TensorRT, profile and GPU and its file is intact."""
     if not (bundle / rel).is_file():
         return "none yet"
-    if not previous or previous.get("file") != rel:
+    if not previous or previous.file != rel:
         return "not recorded in the manifest"
-    if previous.get("onnx_sha256") != onnx_sha:
+    if previous.onnx_sha256 != onnx_sha:
         return "its ONNX graph changed"
-    if layout.sha256_file(bundle / rel) != previous.get("sha256"):
+    if layout.sha256_file(bundle / rel) != previous.sha256:
         return "file corrupt"
     return None
 
@@ -104,23 +106,24 @@ def build_engines(bundle: Path, manifest: dict | None = None, on_graph=None, *, 
         manifest = layout.read_manifest_data(bundle)
         if manifest is None:
             raise ExportError(f"{bundle} has no readable {layout.MANIFEST}; export the bundle first (lr-export --out {bundle})")
-    engines = {}
-    for name, entry in manifest["graphs"].items():
+    typed = parse_manifest(manifest, bundle)
+    engines, entries = {}, dict(typed.graphs)
+    for name, entry in typed.graphs.items():
         if graphs is not None and name not in graphs:
             continue
-        key = profile_key(entry["profile"])
-        rel = layout.engine_name(name, entry["precision"], key, trt.__version__, sm)
-        onnx_sha = entry["files"][entry["file"]]
-        stale = _stale_reason(bundle, rel, entry.get("engine"), onnx_sha)
+        profile = entry.profile_lists()
+        rel = layout.engine_name(name, entry.precision.value, profile_key(profile), trt.__version__, sm)
+        onnx_sha = entry.files[entry.file]
+        stale = _stale_reason(bundle, rel, entry.engine, onnx_sha)
         if stale:
-            build_engine(trt, bundle / entry["file"], entry["profile"], bundle / rel, bundle / layout.TIMING_CACHE)
+            build_engine(trt, bundle / entry.file, profile, bundle / rel, bundle / layout.TIMING_CACHE)
             status = f"engine built ({stale}): {rel}"
         else:
             status = f"engine reused (unchanged): {rel}"
-        entry["engine"] = {"file": rel, "sha256": layout.sha256_file(bundle / rel), "tensorrt": trt.__version__, "sm": sm,
-                           "onnx_sha256": onnx_sha}
+        engine = EngineInfo(file=rel, sha256=layout.sha256_file(bundle / rel), tensorrt=trt.__version__, sm=sm, onnx_sha256=onnx_sha)
+        entries[name] = dataclasses.replace(entry, engine=engine)
         engines[name] = rel
         if on_graph:
             on_graph(name, status)
-    write_json_atomic(bundle / layout.MANIFEST, manifest)
+    write_manifest(dataclasses.replace(typed, graphs=entries))
     return engines

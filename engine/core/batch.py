@@ -12,7 +12,6 @@ image, bad prompt, bad override) fails alone: its slot holds its exception, the 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -21,10 +20,11 @@ import numpy as np
 
 from lredit.config import EditConfig, RegionMode
 from lredit.engine.core.denoise import DenoiseRows
-from lredit.engine.core.pipeline import EditPipeline, EditResult, _check_finite
-from lredit.engine.ops.arrays import array_module
+from lredit.engine.core.pipeline import EditPipeline, EditResult
+from lredit.engine.core.staged import Prepared, StagedRows
+from lredit.engine.ops.arrays import array_module, check_finite
 from lredit.engine.ops.timing import StageTimer
-from lredit.engine.regions import modes as regions
+from lredit.engine.regions.outcome import one_pass_chosen, one_pass_pairs
 from lredit.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -76,30 +76,14 @@ def plan(pipeline: EditPipeline, requests: Sequence[EditRequest]) -> tuple[list[
     failures: dict[int, Exception] = {}
     for index, request in enumerate(requests):
         try:
-            cfg = request_config(pipeline, request.overrides)
-        except InputError as exc:
-            failures[index] = exc
-            continue
-        try:
-            mode = regions.resolve_mode(pipeline, cfg, [])  # its warning is recorded when the request runs
+            cfg = pipeline.config_for(request.overrides)
+            mode = pipeline.region_mode(cfg, [])  # its warning is recorded when the request runs
         except InputError as exc:
             failures[index] = exc
             continue
         key = DenoiseKey.of(cfg, mode)
         groups.setdefault(key, []).append(Planned(index, request, cfg, key))
     return list(groups.values()), failures
-
-
-def request_config(pipeline: EditPipeline, overrides: Mapping[str, Any]) -> EditConfig:
-    """The pipeline's config with a request's overrides; an unknown setting, or one these graphs
-    cannot run, is an InputError naming it."""
-    known = {f.name for f in dataclasses.fields(EditConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise InputError(f"unknown edit setting(s) {unknown}; EditConfig has {sorted(known)}")
-    cfg = pipeline.config.replace(**dict(overrides)) if overrides else pipeline.config
-    pipeline.check_overrides(dict(overrides))
-    return cfg
 
 
 def edit_batch(pipeline: EditPipeline, requests: Sequence[EditRequest]) -> list[EditResult | Exception]:
@@ -119,48 +103,68 @@ def edit_batch(pipeline: EditPipeline, requests: Sequence[EditRequest]) -> list[
     return results  # type: ignore[return-value]  # every slot is filled above
 
 
+@dataclass(frozen=True)
+class StagedRequest:
+    """A one-pass request after stages 1-6, waiting for the shared loop."""
+
+    slot: int
+    """Its position in the group."""
+    prep: Prepared
+    pairs: np.ndarray
+    """[K, 2] (anchor, the RGN's size)."""
+    staged: StagedRows
+
+    @property
+    def guidance(self) -> float:
+        return self.prep.config.guidance
+
+
+@dataclass(frozen=True)
+class SharedLoop:
+    """The denoised latents of every staged request's rows, in order."""
+
+    latents: object
+    total_steps: int
+
+
 def _one_loop(pipeline: EditPipeline, group: Sequence[Planned]) -> list[EditResult | Exception]:
     """One-pass requests sharing one denoising loop: stages 1-6 per request, the loop over all
     their rows, then decode and rank per request."""
     out: list[EditResult | Exception | None] = [None] * len(group)
-    ready = []
+    ready: list[StagedRequest] = []
     for n, item in enumerate(group):
-        staged = _attempt(lambda: _stage(pipeline, item))
+        staged = _attempt(lambda: _stage(pipeline, n, item))
         if isinstance(staged, Exception):
             out[n] = staged
         else:
-            ready.append((n, item, *staged))
-    if ready:
-        log.info("edit_batch: %d request(s), %d candidates in one loop (%s)", len(ready),
-                 sum(len(r[3]) for r in ready), group[0].key)
-        cfg = ready[0][2].config
-        shared = StageTimer()
-        with shared.stage("denoise"):
-            done = _attempt(lambda: _denoise(pipeline, cfg, [r[4] for r in ready], [r[2].config.guidance for r in ready], shared))
-        latents, total_steps = (done, 0) if isinstance(done, Exception) else done
-        bounds = np.cumsum([0, *(len(r[3]) for r in ready)])
-        for (n, item, prep, pairs, staged_rows), lo, hi in zip(ready, bounds[:-1], bounds[1:]):
-            if isinstance(latents, Exception):  # the shared loop failed: every request in it did
-                out[n] = latents
-                continue
-            prep.timer.absorb(shared)
-            rows_run = len(pairs) * (2 if cfg.do_guidance else 1) * total_steps
-            out[n] = _attempt(lambda: _finish(pipeline, prep, pairs, staged_rows, latents[lo:hi], rows_run, total_steps))
+            ready.append(staged)
+    if not ready:
+        return out  # type: ignore[return-value]
+    log.info("edit_batch: %d request(s), %d candidates in one loop (%s)", len(ready), sum(len(r.pairs) for r in ready), group[0].key)
+    cfg = ready[0].prep.config
+    shared = StageTimer()
+    with shared.stage("denoise"):
+        loop = _attempt(lambda: _denoise(pipeline, cfg, ready, shared))
+    bounds = np.cumsum([0, *(len(r.pairs) for r in ready)])
+    for request, lo, hi in zip(ready, bounds[:-1], bounds[1:]):
+        if isinstance(loop, Exception):  # the shared loop failed: every request in it did
+            out[request.slot] = loop
+            continue
+        request.prep.timer.absorb(shared)
+        out[request.slot] = _attempt(lambda: _finish(pipeline, request, loop.latents[lo:hi], loop.total_steps))
     return out  # type: ignore[return-value]
 
 
-def _stage(pipeline: EditPipeline, item: Planned):
+def _stage(pipeline: EditPipeline, slot: int, item: Planned) -> StagedRequest:
     req = item.request
     prep = pipeline.prepare(req.image, req.prompt, req.source_caption, item.config)
-    regions.resolve_mode(pipeline, item.config, prep.warnings)  # the same warning edit() records
-    pairs = regions.one_pass_pairs(prep.size_index)
-    staged = pipeline.inpaint_rows(prep.image, prep.boxes[pairs[:, 0], pairs[:, 1]], prep.grid, pairs, prep.hidden,
-                                   item.config, prep.timer)
-    return prep, pairs, staged
+    pipeline.region_mode(item.config, prep.warnings)  # the same warning edit() records
+    pairs = one_pass_pairs(prep.size_index)
+    return StagedRequest(slot, prep, pairs, pipeline.inpaint_rows(prep, pairs))
 
 
-def _denoise(pipeline: EditPipeline, cfg: EditConfig, staged: list, scales: list[float], timer: StageTimer):
-    rows = [s[3] for s in staged]
+def _denoise(pipeline: EditPipeline, cfg: EditConfig, ready: Sequence[StagedRequest], timer: StageTimer) -> SharedLoop:
+    rows = [r.staged.rows for r in ready]
     xp = array_module(rows[0].masked_latents)
     joined = DenoiseRows(
         xp.concatenate([r.mask_latents for r in rows]),
@@ -168,20 +172,21 @@ def _denoise(pipeline: EditPipeline, cfg: EditConfig, staged: list, scales: list
         np.concatenate([r.noise for r in rows]),
         xp.concatenate([r.context for r in rows]),
     )
-    guidance = np.concatenate([np.full(len(r), g, np.float32) for r, g in zip(rows, scales)])
+    guidance = np.concatenate([np.full(len(r.pairs), r.guidance, np.float32) for r in ready])
     den = pipeline.denoiser(cfg, timer, None, guidance=guidance)
     den.start(joined)
     latents = den.run()
-    _check_finite("denoise", "latents", latents)
-    return latents, den.total_steps
+    check_finite("denoise", "latents", latents)
+    return SharedLoop(latents, den.total_steps)
 
 
-def _finish(pipeline: EditPipeline, prep, pairs, staged, latents, rows_run: int, total_steps: int) -> EditResult:
-    work, masks, boxes_px, _ = staged
+def _finish(pipeline: EditPipeline, request: StagedRequest, latents, total_steps: int) -> EditResult:
+    prep, staged, pairs = request.prep, request.staged, request.pairs
     with prep.timer.stage("vae_decode"):
-        images = pipeline._decode(latents, work, masks, prep.config)
+        images = pipeline.decode(latents, staged.work, staged.masks, prep.config)
+    rows_run = len(pairs) * (2 if prep.config.do_guidance else 1) * total_steps
     phases = [{"step": total_steps, "pairs_alive": len(pairs), "rows_run": rows_run}]
-    chosen = regions.one_pass_chosen(prep.boxes.shape[1], pairs, work, images, boxes_px, phases, rows_run)
+    chosen = one_pass_chosen(prep.shape[1], pairs, staged.work, images, staged.boxes_px, phases, rows_run)
     return pipeline.finish(prep, chosen)
 
 

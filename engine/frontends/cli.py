@@ -168,9 +168,9 @@ def run(options: RunOptions, config: EditConfig) -> Path:
         print(f"lr-edit: opened {options.bundle} in {time.perf_counter() - start:.1f} s"
               + (f" ({pipeline.open_report.summary()})" if pipeline.open_report else ""), file=sys.stderr)
         if options.rgn is not None:  # the checkpoint runs on the numpy RGN, with its own projection
-            from lredit.engine.runtimes.rgn_runtime import use_rgn_checkpoint
+            from lredit.engine.runtimes.rgn_runtime import with_rgn_checkpoint
 
-            use_rgn_checkpoint(pipeline, options.rgn)
+            pipeline = with_rgn_checkpoint(pipeline, options.rgn)
         model_info = outputs.bundle_model_info(options.bundle, pipeline.assets)
         config = pipeline.config
     elif options.backend is not Backend.TORCH:
@@ -183,13 +183,13 @@ def run(options: RunOptions, config: EditConfig) -> Path:
             "not a meaningful edit",
             file=sys.stderr,
         )
+    on_step = _progress(options, pipeline.unet_calls(config))
     if options.dump_graph_io is not None:
         from lredit.engine.frontends.graph_io import record_edit
 
-        result = record_edit(pipeline, image, options.prompt, options.dump_graph_io, options.source_caption,
-                             on_step=_progress(options, config))
+        result = record_edit(pipeline, image, options.prompt, options.dump_graph_io, options.source_caption, on_step=on_step)
     else:
-        result = pipeline.edit(image, options.prompt, options.source_caption, on_step=_progress(options, config))
+        result = pipeline.edit(image, options.prompt, options.source_caption, on_step=on_step)
     report = outputs.build_report(result, image=str(options.image), backend=options.backend.value, models=model_info)
     outputs.write_outputs(result, options.out, report, overwrite=options.overwrite)
     if options.save_rgn is not None:
@@ -223,15 +223,15 @@ def _torch_pipeline(options: RunOptions, config: EditConfig):
     return pipeline, info
 
 
-def _progress(options: RunOptions, config: EditConfig):
+def _progress(options: RunOptions, unet_calls: int):
+    """A bar over the schedule's UNet calls, right from the start (PNDM: steps + 1)."""
     if not options.progress:
         return None
     from tqdm import tqdm
 
-    bar = tqdm(total=config.steps, desc="denoise", unit="step", file=sys.stderr)
+    bar = tqdm(total=unet_calls, desc="denoise", unit="step", file=sys.stderr)
 
     def on_step(done: int, total: int) -> None:
-        bar.total = total  # PNDM's PLMS schedule runs steps + 1 UNet calls
         bar.update(done - bar.n)
         if done == total:
             bar.close()

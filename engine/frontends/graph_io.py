@@ -12,7 +12,6 @@ host time (edit time minus time inside the sessions) can be measured without run
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -106,12 +105,13 @@ def record_edit(pipeline: EditPipeline, image, prompt: str, out: Path, source_ca
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     recorder = _Recorder(out)
-    recording = copy.copy(pipeline)
-    recording.sessions = {g: _RecordingSession(g, s, recorder) for g, s in pipeline.sessions.items()}
-    recording.assets = dataclasses.replace(
-        pipeline.assets,
-        clip_tokenizer=_RecordingTokenizer("clip", pipeline.assets.clip_tokenizer, recorder),
-        sd_tokenizer=_RecordingTokenizer("sd", pipeline.assets.sd_tokenizer, recorder),
+    recording = pipeline.with_sessions(
+        {g: _RecordingSession(g, s, recorder) for g, s in pipeline.sessions.items()},
+        dataclasses.replace(
+            pipeline.assets,
+            clip_tokenizer=_RecordingTokenizer("clip", pipeline.assets.clip_tokenizer, recorder),
+            sd_tokenizer=_RecordingTokenizer("sd", pipeline.assets.sd_tokenizer, recorder),
+        ),
     )
     img = load_image(image)
     start = time.perf_counter()

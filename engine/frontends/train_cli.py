@@ -108,9 +108,9 @@ def _pipeline(options: TrainOptions):
 
         pipeline = load_reference(options.models, config)
     if options.rgn is not None:
-        from lredit.engine.runtimes.rgn_runtime import use_rgn_checkpoint
+        from lredit.engine.runtimes.rgn_runtime import with_rgn_checkpoint
 
-        use_rgn_checkpoint(pipeline, options.rgn)
+        pipeline = with_rgn_checkpoint(pipeline, options.rgn)
     return pipeline
 
 

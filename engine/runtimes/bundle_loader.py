@@ -80,14 +80,13 @@ def bundle_config(manifest: Manifest, config: EditConfig | None = None) -> EditC
 BUNDLE_GEOMETRY = ("working_size", "dino_size", "half_sizes", "roi_size", "proj_channels")
 
 
+BUNDLE_FIXED = ("this bundle was exported for {setting}; re-export with lr-export (e.g. --working-size) "
+                "or use --backend torch without --bundle")
+
+
 def check_bundle_geometry(bundle_cfg: EditConfig, requested: dict) -> None:
     """A requested setting the bundle's graphs were not exported for is an error, never ignored."""
-    for name in BUNDLE_GEOMETRY:
-        if name in requested and requested[name] != getattr(bundle_cfg, name):
-            raise InputError(
-                f"{name}={requested[name]!r}: this bundle was exported for {name}={getattr(bundle_cfg, name)!r}; "
-                f"re-export with lr-export (e.g. --working-size) or use --backend torch without --bundle"
-            )
+    bundle_cfg.check_overrides(requested, BUNDLE_GEOMETRY, BUNDLE_FIXED)
 
 
 class BundlePipeline(EditPipeline):
@@ -95,14 +94,14 @@ class BundlePipeline(EditPipeline):
 
     open_report = None
     """How the bundle was opened (session_cache.OpenReport), where the loader records it."""
+    fixed_settings = BUNDLE_GEOMETRY
+    fixed_message = BUNDLE_FIXED
 
     def __init__(self, sessions, assets, config, manifest: Manifest):
         super().__init__(sessions, assets, config)
         self.manifest = manifest
 
-    def check_overrides(self, overrides) -> None:
-        check_bundle_geometry(self.config, overrides)
+    def check_limits(self, cfg: EditConfig) -> None:
         limit = self.manifest.pipeline.max_candidates
-        anchors = overrides.get("anchors", self.config.anchors)
-        if anchors > limit:
-            raise InputError(f"anchors={anchors}: this bundle's graphs take at most {limit} candidates")
+        if cfg.anchors > limit:
+            raise InputError(f"anchors={cfg.anchors}: this bundle's graphs take at most {limit} candidates")

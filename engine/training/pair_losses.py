@@ -1,14 +1,14 @@
 """The objective of every (anchor, size) pair of one image, from the pipeline's own stages: the
 scorer `learn_sizes` and `lr-train-rgn` learn from.
 
-`PairLosses(pipeline, image, prompt, caption)` runs stages 1-3 once (DINO, anchors, proposals +
-ROI pool: `pooled`), embeds the source and the texts once, and is then called with (anchor,
-size) pairs: it inpaints what is missing and returns each pair's total loss L. Noise is keyed
-(seed, anchor k, size m) and the pipeline's `inpaint` runs one denoise row per pair, so a pair's
-image does not depend on what else was asked: exactly the missing pairs are inpainted, each at
-most once. Region search's
-`search` is the pruned provider of the same losses; this class is the exhaustive one that
-learning needs: `pooled` and `__call__(pairs) -> losses`.
+`PairLosses(pipeline, image, prompt, caption)` prepares the request once (stages 1-4 and the text,
+`EditPipeline.prepare`: `pooled`), and is then called with (anchor, size) pairs: it inpaints what
+is missing and returns each pair's total loss L under the one scorer region search uses
+(regions.scorer.ClipScorer, chunked to the clip_vision profile). Noise is keyed (seed, anchor k,
+size m) and the pipeline's `inpaint` runs one denoise row per pair, so a pair's image does not
+depend on what else was asked: exactly the missing pairs are inpainted, each at most once. Region
+search is the pruned provider of the same losses; this class is the exhaustive one that learning
+needs: `pooled` and `__call__(pairs) -> losses`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from PIL import Image
 
-from lredit.engine.core.pipeline import EditPipeline, validate_prompt
-from lredit.engine.ops import images as image_ops
-from lredit.engine.ops.objective import LossTerms, RegionObjective, objective_texts
-from lredit.engine.ops.timing import StageTimer
+from lredit.engine.core.pipeline import EditPipeline
+from lredit.engine.ops.objective import RegionObjective
+from lredit.engine.regions.scorer import ClipScorer
 
 log = logging.getLogger(__name__)
 
@@ -31,28 +29,27 @@ class PairLosses:
 
     def __init__(self, pipeline: EditPipeline, image, prompt: str, source_caption: str | None = None,
                  objective: RegionObjective | None = None, **overrides):
-        validate_prompt(prompt)
-        self.pipeline, self.prompt, self.objective = pipeline, prompt, objective or RegionObjective()
-        self.config = cfg = pipeline.config.replace(**overrides) if overrides else pipeline.config
-        self.timer, self.warnings = StageTimer(), []
-        self.image = image_ops.load_image(image)
-        with self.timer.stage("dino"):
-            tokens, saliency, self.grid = pipeline._saliency(image_ops.dino_pixels(self.image, cfg.dino_size, cfg.dino_imagenet_norm))
-        with self.timer.stage("anchors"):
-            self.anchors = pipeline._anchors(saliency, self.grid, cfg)
-        with self.timer.stage("roi_pool"):
-            self.pooled, self.boxes = pipeline._pool(tokens, self.grid, self.anchors, cfg)
-        with self.timer.stage("text"):
-            self.hidden = pipeline._text(prompt, cfg, self.warnings)
-            text, roi_text = objective_texts(prompt, source_caption, cfg.prompt_template)
-            ids = [pipeline.assets.clip_tokenizer.encode(t).ids for t in (text, roi_text) if t is not None]
-            embeds = pipeline._run("clip_text", input_ids=np.stack(ids))["text_embeds"]
-            self.text_embed, self.roi_text_embed = embeds[0], (embeds[1] if roi_text is not None else None)
-        k, m = self.boxes.shape[:2]
+        self.pipeline = pipeline
+        self.config = cfg = pipeline.config_for(overrides)
+        self.prep = pipeline.prepare(image, prompt, source_caption, cfg)
+        self.scorer = ClipScorer(pipeline.clip_models(), prompt, source_caption, cfg.prompt_template, objective)
+        k, m = self.prep.shape
         self.totals = np.full((k, m), np.nan)
         self.terms: list[list[dict | None]] = [[None] * m for _ in range(k)]
         self.pairs_inpainted = 0
-        self._source = None
+
+    @property
+    def pooled(self) -> np.ndarray:
+        """[K, M*c, l, l] the RGN's input per anchor."""
+        return self.prep.pooled
+
+    @property
+    def text_embed(self) -> np.ndarray:
+        return self.scorer.text_embed
+
+    @property
+    def roi_text_embed(self) -> np.ndarray | None:
+        return self.scorer.roi_embed
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -72,26 +69,11 @@ class PairLosses:
         return self(np.argwhere(np.ones((k, m), dtype=bool))).reshape(k, m)
 
     def _score(self, pairs: np.ndarray) -> None:
-        images, work = self._inpaint(pairs)
-        with self.timer.stage("objective"):
-            terms = self._losses([Image.fromarray(x) for x in images], Image.fromarray(work))
+        inp = self.pipeline.inpaint(self.prep, pairs)
+        with self.prep.timer.stage("objective"):
+            terms = self.scorer(pairs, inp.images, inp.work)
         self.totals[pairs[:, 0], pairs[:, 1]] = terms.total
         for i, (anchor, size) in enumerate(pairs.tolist()):
             self.terms[anchor][size] = terms.entry(i)
         self.pairs_inpainted += len(pairs)
         log.debug("pairs %s: losses %s", pairs.tolist(), np.round(terms.total, 4))
-
-    def _inpaint(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded uint8 images [n, S, S, 3] of `pairs` (the pipeline's row-batched inpaint, one
-        denoise row per pair, noise keyed by pair) and the working image."""
-        boxes = self.boxes[pairs[:, 0], pairs[:, 1]]
-        inp = self.pipeline.inpaint(self.image, boxes, self.grid, pairs, self.hidden, self.config, self.timer, None)
-        return inp.images, inp.work
-
-    def _losses(self, candidates: list[Image.Image], source: Image.Image) -> LossTerms:
-        size = self.pipeline.assets.clip_image_size
-        if self._source is None:  # the working image is the same for every size
-            out = self.pipeline._run("clip_vision", pixels=image_ops.clip_pixels([source], size))
-            self._source = (out["image_embeds"][0], out["tokens"][0])
-        out = self.pipeline._run("clip_vision", pixels=image_ops.clip_pixels(candidates, size))
-        return self.objective.losses(out["image_embeds"], out["tokens"], *self._source, self.text_embed, self.roi_text_embed)

@@ -142,8 +142,6 @@ class GraphSpec:
         return {
             "inputs": [row(t) for t in self.inputs],
             "outputs": [row(t) for t in self.outputs],
-            "dynamic_axes": {a.name: {"min": a.min, "opt": a.opt, "max": a.max} for a in self.axes},
-            "static_sizes": dict(sizes),
         }
 
 

@@ -1,11 +1,12 @@
 from lredit.export import wrappers
+from lredit.graphs import Outputs
 
 from .base import Axis, GraphSpec, Tensor, Tolerance
 
 SPEC = GraphSpec(
     name="dino",
     inputs=(Tensor("pixels", ("batch", 3, "image", "image"), fill="unit"),),
-    outputs=(Tensor("features", ("batch", "tokens", "dim")), Tensor("saliency", ("batch", "tokens"))),
+    outputs=(Tensor(Outputs.FEATURES, ("batch", "tokens", "dim")), Tensor(Outputs.SALIENCY, ("batch", "tokens"))),
     axes=(Axis("batch", 1, 1, 4),),
     wrap=lambda m, s: wrappers.DinoGraph(m.dino, s.dino_size),
     static_sizes=lambda m, s: {

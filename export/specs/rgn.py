@@ -3,6 +3,7 @@
 proposals and ROI-align in-graph with the standard ONNX RoiAlign operator."""
 
 from lredit.export import wrappers
+from lredit.graphs import Outputs
 
 from .base import Axis, GraphSpec, Tensor, Tolerance
 
@@ -10,7 +11,7 @@ from .base import Axis, GraphSpec, Tensor, Tolerance
 SPEC = GraphSpec(
     name="rgn",
     inputs=(Tensor("pooled", ("candidates", "pooled_channels", "roi", "roi")),),
-    outputs=(Tensor("log_probs", ("candidates", "sizes")),),
+    outputs=(Tensor(Outputs.LOG_PROBS, ("candidates", "sizes")),),
     axes=(Axis("candidates", 1, 9, 16),),
     wrap=lambda m, s: wrappers.RgnGraph(m.region_net),
     static_sizes=lambda m, s: {"pooled_channels": s.sizes * s.channels, "roi": s.roi_size, "sizes": s.sizes},
@@ -24,7 +25,7 @@ ROI_SPEC = GraphSpec(
         Tensor("features", (1, "tokens", "dim")),
         Tensor("anchors", ("candidates", 2), fill="cells"),
     ),
-    outputs=(Tensor("log_probs", ("candidates", "sizes")),),
+    outputs=(Tensor(Outputs.LOG_PROBS, ("candidates", "sizes")),),
     axes=(Axis("candidates", 1, 9, 16),),
     wrap=lambda m, s: wrappers.RgnRoiGraph(m.region_net, s.half_sizes, (s.dino_size // m.dino.config.patch_size,) * 2),
     static_sizes=lambda m, s: {

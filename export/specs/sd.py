@@ -1,4 +1,5 @@
 from lredit.export import wrappers
+from lredit.graphs import Outputs
 
 from .base import Axis, GraphSpec, Tensor, Tolerance
 
@@ -14,7 +15,7 @@ UNET_SPEC = GraphSpec(
         Tensor("timestep", ("batch",), fill="timestep"),
         Tensor("encoder_hidden_states", ("batch", "text_len", "context")),
     ),
-    outputs=(Tensor("noise_pred", ("batch", 4, "latent", "latent")),),
+    outputs=(Tensor(Outputs.NOISE_PRED, ("batch", 4, "latent", "latent")),),
     axes=(Axis("batch", 2, 18, 32),),  # 2K rows with guidance, K in 1..16
     wrap=lambda m, s: wrappers.UnetGraph(m.unet),
     static_sizes=lambda m, s: {"latent": _latent(m, s), "text_len": 77, "context": m.unet.config.cross_attention_dim},
@@ -25,7 +26,7 @@ UNET_SPEC = GraphSpec(
 VAE_ENCODER_SPEC = GraphSpec(
     name="vae_encoder",
     inputs=(Tensor("images", ("batch", 3, "image", "image")),),
-    outputs=(Tensor("latents", ("batch", 4, "latent", "latent")),),
+    outputs=(Tensor(Outputs.LATENTS, ("batch", 4, "latent", "latent")),),
     axes=(Axis("batch", 1, 9, 16),),
     wrap=lambda m, s: wrappers.VaeEncoderGraph(m.vae),
     static_sizes=lambda m, s: {"image": s.working_size, "latent": _latent(m, s)},
@@ -37,7 +38,7 @@ VAE_ENCODER_SPEC = GraphSpec(
 VAE_DECODER_SPEC = GraphSpec(
     name="vae_decoder",
     inputs=(Tensor("latents", ("batch", 4, "latent", "latent")),),
-    outputs=(Tensor("images", ("batch", 3, "image", "image")),),
+    outputs=(Tensor(Outputs.IMAGES, ("batch", 3, "image", "image")),),
     axes=(Axis("batch", 1, 9, 16),),
     wrap=lambda m, s: wrappers.VaeDecoderGraph(m.vae),
     static_sizes=lambda m, s: {"image": s.working_size, "latent": _latent(m, s)},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from enum import Enum
+from typing import Mapping, Sequence
 
 from .errors import InputError
 
@@ -110,7 +111,7 @@ class EditConfig:
     """Minimum Chebyshev distance in cells between anchors, picked greedily by saliency (0 = the
     paper's plain top-K). Applies to distinct anchors; the authors' rule (distinct_anchors off)
     has none. 4 = the smallest half-size: no anchor sits inside another's smallest box,
-    so no candidate is a neighbour's box moved by one cell (README, "Region modes")."""
+    so no candidate is a neighbour's box moved by one cell (docs/regions.md, "Anchor spacing")."""
 
     # -- region modes (issue #12) -----------------------------------------------------------
     regions: RegionMode | None = None
@@ -208,6 +209,19 @@ class EditConfig:
 
     def replace(self, **changes) -> "EditConfig":
         return dataclasses.replace(self, **changes).validated()
+
+    def check_overrides(self, overrides: Mapping, fixed: Sequence[str] = (), fixed_message: str = "") -> None:
+        """The one check of per-edit overrides (EditPipeline.edit, edit_batch, lr-edit): an unknown
+        key is an InputError naming the valid ones; so is a change to a `fixed` field, with
+        `fixed_message` ('{setting}' = the fixed value) saying why."""
+        known = sorted(f.name for f in dataclasses.fields(self))
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise InputError(f"unknown edit setting(s) {unknown}; EditConfig has {known}")
+        for name in fixed:
+            if name in overrides and overrides[name] != getattr(self, name):
+                setting = f"{name}={getattr(self, name)!r}"
+                raise InputError(f"{name}={overrides[name]!r}: " + fixed_message.format(setting=setting))
 
     def __post_init__(self) -> None:
         if isinstance(self.regions, str) and self.regions in REGION_MODES:

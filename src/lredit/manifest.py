@@ -4,17 +4,23 @@ Readers (the ONNX Runtime and TensorRT loaders, the editor, lr-bench) get a `Man
 `read_manifest(bundle)` and use attributes; nothing else indexes the JSON. Parsing checks the
 format version, that the export completed, and that every file the manifest names (graph files,
 external weights, ONNX Runtime variants, TensorRT engines, assets) lies inside the bundle.
+
+This module owns the format both ways: lr-export (export/exporter.py, export/trt_build.py) builds
+a `Manifest` and writes it with `write_manifest`, so every field written is one a reader parses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from . import bundle as layout
+from .atomic import write_json_atomic
 from .config import Precision
 from .errors import BundleError
 
@@ -57,6 +63,11 @@ class GraphEntry:
     engine: EngineInfo | None = None
     opset: int | None = None
     source_key: str | None = None
+    """Digest of what the graph was exported from: an unchanged key lets lr-export reuse it."""
+    fp32_ops: tuple[str, ...] = ()
+    """fp16 graphs: the op types kept in fp32 (fragile under fp16)."""
+    notes: str = ""
+    """What the graph's inputs and outputs mean, from its spec (for people reading the manifest)."""
 
     @property
     def ort_graph(self) -> str:
@@ -66,6 +77,10 @@ class GraphEntry:
     @property
     def input_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.inputs)
+
+    def profile_lists(self) -> dict[str, dict[str, list[int]]]:
+        """The profile as plain dicts and lists (what TensorRT's builder and JSON take)."""
+        return {name: {point: list(shape) for point, shape in shapes.items()} for name, shapes in self.profile.items()}
 
 
 @dataclass(frozen=True)
@@ -198,6 +213,11 @@ def _tensor(row: dict) -> TensorInfo:
     )
 
 
+def graph_entry(name: str, entry: dict) -> GraphEntry:
+    """One graph's typed entry from its JSON (what the exporter writes, or an old manifest held)."""
+    return _graph(name, entry)
+
+
 def _graph(name: str, entry: dict) -> GraphEntry:
     engine = entry.get("engine")
     return GraphEntry(
@@ -218,6 +238,8 @@ def _graph(name: str, entry: dict) -> GraphEntry:
         ) if engine else None,
         opset=entry.get("opset"),
         source_key=entry.get("source_key"),
+        fp32_ops=tuple(str(op) for op in entry.get("fp32_ops", ())),
+        notes=str(entry.get("notes", "")),
     )
 
 
@@ -250,3 +272,50 @@ def _scheduler(sched: dict) -> SchedulerInfo:
         alphas_cumprod=tuple(float(a) for a in sched["alphas_cumprod"]),
         tables=_frozen(dict(sched.get("tables", {}))),
     )
+
+
+def scheduler_info(data: dict) -> SchedulerInfo:
+    """The typed scheduler section from export's tables (export/scheduler_tables.py)."""
+    return _scheduler(data)
+
+
+# -- the writer ------------------------------------------------------------------------------
+def write_manifest(manifest: Manifest) -> Path:
+    """Write `manifest` to its bundle's manifest.json (atomically); returns the path."""
+    path = manifest.bundle / layout.MANIFEST
+    write_json_atomic(path, manifest_data(manifest))
+    return path
+
+
+def manifest_data(manifest: Manifest) -> dict:
+    """The JSON form of `manifest`: what parse_manifest reads back into an equal Manifest."""
+    data = _plain(manifest)
+    del data["bundle"]  # where the manifest lies, not what it says
+    data["graphs"] = {name: _graph_data(entry) for name, entry in manifest.graphs.items()}
+    return data
+
+
+def mark_incomplete(bundle: Path, data: dict) -> None:
+    """Rewrite an existing manifest's JSON with complete=False (an export into it has begun)."""
+    write_json_atomic(Path(bundle) / layout.MANIFEST, {**data, "complete": False})
+
+
+def _graph_data(entry: GraphEntry) -> dict:
+    data = _plain(entry)
+    del data["name"]  # the key it is stored under
+    return {k: v for k, v in data.items() if not (k in ("ort_file", "engine") and v is None)}
+
+
+def _plain(value):
+    """JSON-ready copy: dataclasses and mappings -> dicts, tuples -> lists, enums -> values."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value

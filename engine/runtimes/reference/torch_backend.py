@@ -14,6 +14,7 @@ from lredit.export import wrappers
 from lredit.export.diffusers_schedulers import diffusers_scheduler
 from lredit.export.models import ModelSet, ModelSources, load_models
 from lredit.export.rgn import rgn_params
+from lredit.graphs import GRAPH_OUTPUTS
 
 
 class TorchSession:
@@ -90,17 +91,17 @@ def torch_sessions(models: ModelSet, config: EditConfig, device="cpu", dtype=tor
     """One session per graph, with the same names as the exported graphs."""
     fp32 = torch.float32
     return {
-        "dino": TorchSession(wrappers.DinoGraph(models.dino, config.dino_size), ["pixels"], ["features", "saliency"], device, dtype),
+        "dino": TorchSession(wrappers.DinoGraph(models.dino, config.dino_size), ["pixels"], GRAPH_OUTPUTS["dino"], device, dtype),
         # The RGN is tiny and its argmax decides boxes: it stays fp32 on every backend.
-        "rgn": TorchSession(wrappers.RgnGraph(models.region_net), ["pooled"], ["log_probs"], device, fp32),
-        "clip_text": TorchSession(wrappers.ClipTextGraph(models.clip), ["input_ids"], ["text_embeds"], device, dtype),
-        "clip_vision": TorchSession(wrappers.ClipVisionGraph(models.clip), ["pixels"], ["image_embeds", "tokens"], device, dtype),
-        "sd_text": TorchSession(wrappers.SdTextGraph(models.sd_text_encoder), ["input_ids"], ["hidden_states"], device, dtype),
+        "rgn": TorchSession(wrappers.RgnGraph(models.region_net), ["pooled"], GRAPH_OUTPUTS["rgn"], device, fp32),
+        "clip_text": TorchSession(wrappers.ClipTextGraph(models.clip), ["input_ids"], GRAPH_OUTPUTS["clip_text"], device, dtype),
+        "clip_vision": TorchSession(wrappers.ClipVisionGraph(models.clip), ["pixels"], GRAPH_OUTPUTS["clip_vision"], device, dtype),
+        "sd_text": TorchSession(wrappers.SdTextGraph(models.sd_text_encoder), ["input_ids"], GRAPH_OUTPUTS["sd_text"], device, dtype),
         "unet": TorchSession(
-            wrappers.UnetGraph(models.unet), ["sample", "timestep", "encoder_hidden_states"], ["noise_pred"], device, dtype
+            wrappers.UnetGraph(models.unet), ["sample", "timestep", "encoder_hidden_states"], GRAPH_OUTPUTS["unet"], device, dtype
         ),
-        "vae_encoder": TorchSession(wrappers.VaeEncoderGraph(models.vae), ["images"], ["latents"], device, dtype),
-        "vae_decoder": TorchSession(wrappers.VaeDecoderGraph(models.vae), ["latents"], ["images"], device, dtype),
+        "vae_encoder": TorchSession(wrappers.VaeEncoderGraph(models.vae), ["images"], GRAPH_OUTPUTS["vae_encoder"], device, dtype),
+        "vae_decoder": TorchSession(wrappers.VaeDecoderGraph(models.vae), ["latents"], GRAPH_OUTPUTS["vae_decoder"], device, dtype),
     }
 
 

@@ -145,3 +145,13 @@ def test_huge_image_is_downscaled(tmp_path):
 def _save(img, path):
     img.save(path)
     return path
+
+
+def test_progress_bar_counts_unet_calls_from_the_start(tmp_path, capsys):
+    # PNDM (PLMS) runs steps + 1 UNet calls: 2 steps -> 0/3 ... 3/3, never a total of 2.
+    fast = [a for a in FAST if a != "--no-progress"]
+    code, _, err = run(capsys, EXAMPLE, "a cat", "--out", tmp_path / "o", *fast, "--scheduler", "pndm", "--regions", "rgn")
+    assert code == 0, err
+    bar = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("denoise")]
+    assert bar and "0/3" in bar[0] and "3/3" in bar[-1], bar
+    assert not any("/2 " in line for line in bar), bar

@@ -21,11 +21,7 @@ def test_learn_trains_on_the_pair_losses_and_uses_the_learned_choice(reference, 
     assert out.mode is RegionMode.LEARN and out.unet_rows == 2 * K * M * 4  # every pair, once, unpruned
     assert len(out.learn) == 10 and out.learn[-1] < out.learn[0]  # the expected loss goes down
     # The same choice as the learn core run directly on the same pooled features and losses.
-    from lredit.engine.ops import images as image_ops
-
-    img = image_ops.load_image(photo)
-    tokens, saliency, grid = pipe._saliency(image_ops.dino_pixels(img, cfg.dino_size, cfg.dino_imagenet_norm))
-    pooled, _ = pipe._pool(tokens, grid, pipe._anchors(saliency, grid, cfg), cfg)
+    pooled = pipe.prepare(photo, "a red car", None, cfg).pooled
     direct = rgn_learning.learn_sizes(pooled, pipe.assets.rgn, TABLE, iterations=10, lr=cfg.learn_lr)
     assert result.size_index.tolist() == direct.choices.tolist()
     assert out.learned_rgn is not None

@@ -10,7 +10,7 @@ from lredit.engine.core.denoise import DenoiseRows, RowDenoiser, chunk_rows
 from lredit.engine.core.pipeline import EditPipeline
 from lredit.engine.ops.ranking import rank_candidates
 from lredit.engine.ops.schedulers import make_scheduler
-from lredit.engine.regions import modes as regions
+from lredit.engine.regions import search as regions
 
 MAX_LEVELS = 2  # the batch tolerance: batch-size-dependent float summation may flip a rounding
 K, M = 3, 6
@@ -57,8 +57,8 @@ def test_exhaustive_search_takes_the_per_anchor_argmin_then_ranks_by_s(reference
     for k in range(K):
         assert _levels(result.candidates[k], alone.images[k]) <= MAX_LEVELS
     # ...and the K winners are ranked by S exactly as in one-pass mode.
-    embeds = pipe._run("clip_vision", pixels=_clip(pipe, [*result.candidates, result.source]))["image_embeds"]
-    text = pipe._run("clip_text", input_ids=pipe.assets.clip_tokenizer.encode(
+    embeds = pipe.run_graph("clip_vision", pixels=_clip(pipe, [*result.candidates, result.source]))["image_embeds"]
+    text = pipe.run_graph("clip_text", input_ids=pipe.assets.clip_tokenizer.encode(
         pipe.config.prompt_template.format(prompt="a bowl of strawberries")).ids[None])["text_embeds"][0]
     cfg = pipe.config
     expect = rank_candidates(embeds[:-1], embeds[-1], text, alpha=cfg.rank_alpha, beta=cfg.rank_beta,
@@ -227,16 +227,8 @@ def test_denoiser_keep_equals_running_the_kept_rows_alone():
 
 # -- helpers -------------------------------------------------------------------------------------
 def _inpaint(pipe, photo, pairs, prompt="a bowl of strawberries", **changes):
-    from lredit.engine.ops import images as image_ops
-    from lredit.engine.ops.timing import StageTimer
-
-    cfg = pipe.config.replace(**changes)
-    img = image_ops.load_image(photo)
-    tokens, saliency, grid = pipe._saliency(image_ops.dino_pixels(img, cfg.dino_size, cfg.dino_imagenet_norm))
-    anchors = pipe._anchors(saliency, grid, cfg)
-    _, boxes = pipe._pool(tokens, grid, anchors, cfg)
-    hidden = pipe._text(prompt, cfg, [])
-    return pipe.inpaint(img, boxes[pairs[:, 0], pairs[:, 1]], grid, pairs, hidden, cfg, StageTimer(), None)
+    prep = pipe.prepare(photo, prompt, None, pipe.config.replace(**changes))
+    return pipe.inpaint(prep, pairs)
 
 
 def _levels(a, b) -> int:
@@ -301,12 +293,12 @@ def test_auto_mode_falls_back_to_rgn_only_where_search_cannot_run(reference, pho
 
     sessions = {**reference.sessions, "clip_vision": NoTokens()}
     pipe = EditPipeline(sessions, reference.assets, reference.config.replace(anchors=2, steps=2, regions=None))
-    assert "tokens" in regions.search_unavailable(pipe) or "objective" in regions.search_unavailable(pipe)
+    assert "tokens" in pipe.search_unavailable() or "objective" in pipe.search_unavailable()
     warnings = []
-    assert regions.resolve_mode(pipe, pipe.config, warnings) is RegionMode.RGN and "search cannot run" in warnings[0]
+    assert pipe.region_mode(pipe.config, warnings) is RegionMode.RGN and "search cannot run" in warnings[0]
     from lredit.errors import InputError
 
     with pytest.raises(InputError, match="--regions search cannot run"):
-        regions.resolve_mode(pipe, pipe.config.replace(regions="search"), [])
+        pipe.region_mode(pipe.config.replace(regions="search"), [])
     stubbed = EditPipeline(sessions, reference.assets, pipe.config, scorer_factory=lambda job: SetLosses(TABLE))
-    assert regions.resolve_mode(stubbed, stubbed.config, []) is RegionMode.SEARCH
+    assert stubbed.region_mode(stubbed.config, []) is RegionMode.SEARCH

@@ -10,7 +10,7 @@ from lredit.config import EditConfig
 from lredit.engine.frontends.cli import main as edit_main
 from lredit.engine.frontends.editor import Editor
 from lredit.engine.ops.rgn_numpy import NumpyRgnSession
-from lredit.engine.runtimes.rgn_runtime import use_rgn_checkpoint
+from lredit.engine.runtimes.rgn_runtime import with_rgn_checkpoint
 from lredit.rgn_checkpoint import save_rgn
 
 FAST = {"working_size": 64, "steps": 3, "anchors": 3}  # the tiny bundle's geometry (conftest)
@@ -29,7 +29,7 @@ def test_checkpoint_in_a_bundle_pipeline_runs_on_the_numpy_rgn(tiny_bundle, tmp_
     target = (int(before.size_index[0]) + 1) % base.assets.rgn.sizes
     path = tmp_path / "rgn.safetensors"
     save_rgn(path, _forcing(base.assets.rgn, target))
-    pipe = use_rgn_checkpoint(Editor.from_bundle(tiny_bundle, config=EditConfig(**FAST)).pipeline, path)
+    pipe = with_rgn_checkpoint(Editor.from_bundle(tiny_bundle, config=EditConfig(**FAST)).pipeline, path)
     assert isinstance(pipe.sessions["rgn"], NumpyRgnSession)
     result = pipe.edit(photo, "a cat")
     assert (result.size_index == target).all() and result.warnings == []
@@ -70,12 +70,12 @@ from PIL import Image
 from lredit.engine.frontends.editor import Editor
 from lredit.rgn_checkpoint import save_rgn
 from lredit.engine.ops.rgn_learning import learn_sizes
-from lredit.engine.runtimes.rgn_runtime import use_rgn_checkpoint
+from lredit.engine.runtimes.rgn_runtime import with_rgn_checkpoint
 pipe = Editor.from_bundle({str(tiny_bundle)!r}).pipeline
 pooled = np.random.default_rng(0).normal(size=(3, pipe.assets.rgn.sizes * pipe.assets.rgn.channels, 8, 8))
 learned = learn_sizes(pooled, pipe.assets.rgn, np.random.default_rng(1).uniform(size=(3, pipe.assets.rgn.sizes)))
 save_rgn({str(tmp_path / 'r.safetensors')!r}, learned.params)
-use_rgn_checkpoint(pipe, {str(tmp_path / 'r.safetensors')!r})
+pipe = with_rgn_checkpoint(pipe, {str(tmp_path / 'r.safetensors')!r})
 r = pipe.edit(Image.new("RGB", (80, 60), (120, 30, 200)), 'a cat', steps=2, anchors=2)
 heavy = [m for m in ('torch', 'diffusers', 'transformers', 'safetensors') if m in sys.modules]
 print('HEAVY', heavy, r.chosen)

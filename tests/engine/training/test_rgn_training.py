@@ -41,7 +41,7 @@ def test_pair_losses_inpaint_each_size_once_and_match_the_pipelines_candidates(r
     assert scorer.terms[0][0]["dir"] is not None
     # the one-pass edit inpaints (k, its RGN size) with the same noise: its candidates score the same
     result = reference.edit(photo_module, "a bowl of strawberries")
-    out = reference._run("clip_vision", pixels=_clip(reference, [*result.candidates, result.source]))
+    out = reference.run_graph("clip_vision", pixels=_clip(reference, [*result.candidates, result.source]))
     text = scorer.text_embed, scorer.roi_text_embed
     terms = RegionObjective().losses(out["image_embeds"][:-1], out["tokens"][:-1], out["image_embeds"][-1], out["tokens"][-1], *text)
     np.testing.assert_allclose(terms.total, table[np.arange(K), result.size_index], atol=2e-3)
@@ -173,3 +173,34 @@ def test_cli_trains_writes_a_checkpoint_that_lr_edit_loads(tmp_path, capsys):
     loaded = load_rgn(save, seeded, sizes=M)
     assert loaded.has_projection and loaded.metadata["epochs_done"] == "1"
     assert train_main(args) == 2 and "pass --resume" in capsys.readouterr().err
+
+
+def test_training_on_a_small_clip_vision_profile_scores_in_chunks(reference, photo_module, tmp_path):
+    """A bundle whose clip_vision profile takes at most 3 images (a TensorRT engine refuses more):
+    lr-train-rgn's scorer sends the K x M pairs in chunks of <= 3 and training still works."""
+    import dataclasses
+
+    vision, batches = reference.sessions["clip_vision"], []
+
+    class Profiled:
+        input_names, output_names = vision.input_names, vision.output_names
+
+        def run(self, feeds):
+            batches.append(len(feeds["pixels"]))
+            if len(feeds["pixels"]) > 3:
+                raise RuntimeError(f"clip_vision batch {len(feeds['pixels'])} is over the profile's max 3")
+            return vision.run(feeds)
+
+    assets = dataclasses.replace(reference.assets, batch_limits={**reference.assets.batch_limits, "clip_vision": 3})
+    small = reference.with_sessions({**reference.sessions, "clip_vision": Profiled()}, assets)
+    photo_module.save(tmp_path / "a.png")
+    examples = [TrainExample("a.png", tmp_path / "a.png", "a bowl of strawberries", "a wooden table")]
+
+    def problem(example):
+        losses = PairLosses(small, example.image, example.prompt, example.source_caption)
+        return losses.pooled, losses
+
+    result = train_rgn(examples, small.assets.rgn, problem, tmp_path / "rgn.safetensors", TrainConfig(epochs=2))
+    assert result.scored_pairs == K * M and result.epochs_done == 2 and np.isfinite(result.epoch_loss).all()
+    assert max(batches) <= 3 and sum(batches) == K * M + 1  # every pair once, plus the working image
+    assert reference.assets.batch_limits.get("clip_vision") != 3  # the reference itself is unchanged
