@@ -131,7 +131,8 @@ def model_assets(models: ModelSet, make_scheduler: Callable[[str], Scheduler] | 
 def reference_pipeline(models: ModelSet, config: EditConfig | None = None, device="cpu", dtype=torch.float32) -> EditPipeline:
     """The torch reference: torch graphs, diffusers schedulers, the shared numpy stages."""
     config = (config or EditConfig()).validated()
-    return EditPipeline(torch_sessions(models, config, device, dtype), model_assets(models), config)
+    assets = model_assets(models)  # read off the models before the sessions move and cast them
+    return EditPipeline(torch_sessions(models, config, device, dtype), assets, config)
 
 
 def load_model_set(models: str, config: EditConfig, **families) -> ModelSet:
