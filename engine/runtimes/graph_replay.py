@@ -44,7 +44,8 @@ def cuda_graph_capture(pool=None) -> Capture:
                 call(*static)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=pool):
+        # thread_local: lr-bench's memory sampler thread may query the device during a capture.
+        with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
             outputs = as_tuple(call(*static))
         return graph.replay, outputs  # the bound method keeps the graph alive
 
