@@ -80,6 +80,9 @@ class TorchEngineOptions:
         fields.update({name: value for name, value in switches.items() if value is not None})
         return cls(**fields).validated()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision(self.precision))  # "fp16" as given by a CLI
+
     def validated(self) -> "TorchEngineOptions":
         problems = []
         if self.precision is Precision.FP16 and not is_cuda(self.device):
@@ -148,7 +151,9 @@ def _cupy():
 def _own_copy(module: torch.nn.Module, options: TorchEngineOptions, dtype: torch.dtype, channels_last: bool) -> torch.nn.Module:
     """A copy on the device: converting it (fp16, channels-last, attention) never changes a model
     another backend in this process holds."""
-    module = copy.deepcopy(module).to(device=options.device, dtype=dtype).eval()
+    module = copy.deepcopy(module).to(device=options.device).eval()
+    if any(p.dtype != dtype for p in module.parameters()):  # diffusers warns on every dtype cast, even a no-op
+        module = module.to(dtype=dtype)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
     if hasattr(module, "set_attn_processor"):  # diffusers' UNet and VAE: SDPA, whatever they were given
