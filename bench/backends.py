@@ -9,6 +9,9 @@
 - engine-torch: the engine's pipeline with torch graphs (the reference).
 - engine-ort: the exported bundle on ONNX Runtime (CPU, or CUDA where the machine has it).
 - engine-trt: the bundle's TensorRT engines.
+- engine-torch-cuda: the engine's stages on torch sessions (engine/runtimes/torch_cuda.py): fp16,
+  channels-last and UNet graph replay on CUDA; -eager without graph replay, -compile with
+  torch.compile of the UNet.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from lredit.config import Backend, ort_providers
 from lredit.errors import BackendUnavailableError, LreditError
 from lredit.manifest import Manifest
 
-from .config import AUTHORS, BACKEND_NAMES, BenchConfig, engine_backend
+from .config import AUTHORS, BACKEND_NAMES, TORCH_CUDA_VARIANTS, BenchConfig, engine_backend
 
 
 @dataclass
@@ -105,6 +108,11 @@ def make_runner(name: str, cfg: BenchConfig, models, bundle: Path | None) -> Run
     if name not in BACKEND_NAMES:
         raise BackendUnavailableError(f"backend {name!r} is unknown; expected one of {BACKEND_NAMES}")
     backend = engine_backend(name)
+    if backend is Backend.TORCH_CUDA:
+        from lredit.engine.runtimes.torch_cuda import TorchEngineOptions, torch_cuda_pipeline
+
+        options = TorchEngineOptions.for_device(cfg.device, cfg.torch_precision, **TORCH_CUDA_VARIANTS[name])
+        return _pipeline_runner(name, torch_cuda_pipeline(models, edit, options), options.precision.value)
     if backend is Backend.TORCH:
         from lredit.engine.runtimes.reference.torch_backend import reference_pipeline
 

@@ -16,14 +16,25 @@ def engine_backend_name(backend: Backend) -> str:
     return f"engine-{backend.value}"
 
 
+TORCH_CUDA_VARIANTS = {
+    engine_backend_name(Backend.TORCH_CUDA): {},
+    f"{engine_backend_name(Backend.TORCH_CUDA)}-eager": {"cuda_graphs": False},
+    f"{engine_backend_name(Backend.TORCH_CUDA)}-compile": {"compile": True},
+}
+"""The torch-CUDA path with its device's defaults (CUDA graphs on CUDA), without graph replay, and
+with torch.compile: TorchEngineOptions switches by bench name, so each switch is measured."""
+
+
 def engine_backend(name: str) -> Backend | None:
     """The engine Backend a bench name stands for (None for 'authors')."""
+    if name in TORCH_CUDA_VARIANTS:
+        return Backend.TORCH_CUDA
     return Backend(name.removeprefix("engine-")) if name.startswith("engine-") else None
 
 
 _EDIT = EditConfig()  # the bench's defaults are the edit's
 
-BACKEND_NAMES = (AUTHORS, *(engine_backend_name(b) for b in Backend))
+BACKEND_NAMES = (AUTHORS, *(engine_backend_name(b) for b in Backend if b is not Backend.TORCH_CUDA), *TORCH_CUDA_VARIANTS)
 BUNDLE_BACKENDS = (engine_backend_name(Backend.ORT), engine_backend_name(Backend.TRT))
 """The backends that run an exported bundle."""
 REGION_VARIANTS = ("rgn", "search", "search-noprune", "learn")

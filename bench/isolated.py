@@ -24,11 +24,11 @@ from lredit.manifest import Manifest
 
 from . import record
 from .backends import load_models, make_runner
-from .config import AUTHORS, BenchConfig, engine_backend_name, region_overrides
+from .config import AUTHORS, TORCH_CUDA_VARIANTS, BenchConfig, engine_backend_name, region_overrides
 from .timing import measure, rss_bytes
 
 log = logging.getLogger(__name__)
-NEEDS_TORCH_MODELS = (AUTHORS, engine_backend_name(Backend.TORCH))
+NEEDS_TORCH_MODELS = (AUTHORS, engine_backend_name(Backend.TORCH), *TORCH_CUDA_VARIANTS)
 
 
 def measure_points(runner, cfg: BenchConfig, image, on_run) -> list[dict]:

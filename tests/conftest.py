@@ -1,3 +1,6 @@
+import sys
+import types
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -50,3 +53,54 @@ def tiny_bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_bundle")
     run_export(ExportConfig(out=out, graphs=PIPELINE_GRAPHS, settings=ExportSettings(working_size=64)))
     return out
+
+
+class DeviceArray(np.ndarray):
+    """Stands for a CuPy array: `on_device` sees module 'cupy'; `.get()` is the host copy (counted)."""
+
+    host_copies = 0
+
+    def get(self):
+        DeviceArray.host_copies += 1
+        return np.asarray(self).view(np.ndarray).copy()
+
+
+DeviceArray.__module__ = "cupy"
+
+
+def device_array(array) -> DeviceArray:
+    return np.ascontiguousarray(array).view(DeviceArray)
+
+
+@pytest.fixture()
+def fake_cupy(monkeypatch):
+    """A stand-in 'cupy' module over numpy (installed in sys.modules for the test): GPU data
+    flow checked on machines without a GPU. Its arrays are `fake_cupy.ndarray` (DeviceArray)."""
+    cp = types.ModuleType("cupy")
+    cp.ndarray = DeviceArray
+    cp.asarray = lambda a, dtype=None: device_array(np.asarray(a, dtype=dtype))
+    cp.concatenate = lambda arrays, axis=0: device_array(np.concatenate([np.asarray(a) for a in arrays], axis=axis))
+    cp.repeat = lambda a, n, axis=None: device_array(np.repeat(np.asarray(a), n, axis=axis))
+    cp.broadcast_to = lambda a, shape: device_array(np.broadcast_to(np.asarray(a), shape))
+    cp.full = lambda shape, value, dtype=None: device_array(np.full(shape, value, dtype=dtype))
+    cp.isfinite = np.isfinite
+    cp.from_dlpack = lambda tensor: device_array(np.from_dlpack(tensor))
+    monkeypatch.setitem(sys.modules, "cupy", cp)
+    return cp
+
+
+@pytest.fixture()
+def loop_host_copies(fake_cupy, monkeypatch):
+    """Host copies of fake_cupy arrays made inside each RowDenoiser.run call: one entry per call."""
+    from lredit.engine.core.denoise import RowDenoiser
+
+    counts, original_run = [], RowDenoiser.run
+
+    def counted_run(self, *args, **kwargs):
+        before = DeviceArray.host_copies
+        latents = original_run(self, *args, **kwargs)
+        counts.append(DeviceArray.host_copies - before)
+        return latents
+
+    monkeypatch.setattr(RowDenoiser, "run", counted_run)
+    return counts

@@ -40,6 +40,8 @@ class RunOptions:
     """Hash every bundle file (--verify); otherwise only files whose size+mtime stamp changed."""
     dump_graph_io: Path | None = None
     """Record every graph call's inputs and outputs here (engine/graph_io.py; the C++ host replays them)."""
+    torch_switches: dict | None = None
+    """--backend torch-cuda: precision, cuda_graphs, compile as given (None = the device's default)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=[b.value for b in Backend], help="default: ort with --bundle, else torch")
     run.add_argument("--device", default="cpu",
                      help="cpu or cuda: the torch device (fp16 on cuda); with --bundle, cuda puts ONNX Runtime on its CUDA provider")
+    run.add_argument("--precision", choices=["fp32", "fp16"], help="torch-cuda: pixel graphs' precision (default fp16 on cuda)")
+    run.add_argument("--no-cuda-graphs", action="store_true", help="torch-cuda: run the UNet eagerly (default: graph replay on cuda)")
+    run.add_argument("--compile", action="store_true", help="torch-cuda: torch.compile the UNet (minutes of compiling)")
     run.add_argument("--verify", action="store_true",
                      help="hash every bundle file against the manifest (default: only files changed since last found right)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -138,6 +143,8 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         verify=args.verify,
         save_rgn=args.save_rgn,
         dump_graph_io=args.dump_graph_io,
+        torch_switches={"precision": args.precision, "cuda_graphs": False if args.no_cuda_graphs else None,
+                        "compile": args.compile or None},
     )
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     return options, config
@@ -173,7 +180,7 @@ def run(options: RunOptions, config: EditConfig) -> Path:
             pipeline = with_rgn_checkpoint(pipeline, options.rgn)
         model_info = outputs.bundle_model_info(options.bundle, pipeline.assets)
         config = pipeline.config
-    elif options.backend is not Backend.TORCH:
+    elif options.backend not in (Backend.TORCH, Backend.TORCH_CUDA):
         raise InputError(f"--backend {options.backend.value} runs an exported bundle: pass --bundle B (make one with lr-export --out B)")
     else:
         pipeline, model_info = _torch_pipeline(options, config)
@@ -213,10 +220,16 @@ def _check_save_rgn(options: RunOptions, config: EditConfig) -> None:
 
 
 def _torch_pipeline(options: RunOptions, config: EditConfig):
-    from lredit.engine.runtimes.reference.torch_backend import load_reference
+    families = dict(dino=options.dino, clip=options.clip, sd=options.sd, rgn=options.rgn)
+    if options.backend is Backend.TORCH_CUDA:
+        from lredit.engine.runtimes.torch_cuda import TorchEngineOptions, load_torch_cuda
 
-    pipeline = load_reference(options.models, config, device=options.device, dino=options.dino, clip=options.clip,
-                              sd=options.sd, rgn=options.rgn)
+        engine = TorchEngineOptions.for_device(options.device, **(options.torch_switches or {}))
+        pipeline = load_torch_cuda(options.models, config, engine, **families)
+    else:
+        from lredit.engine.runtimes.reference.torch_backend import load_reference
+
+        pipeline = load_reference(options.models, config, device=options.device, **families)
     dtype = str(pipeline.sessions["unet"].dtype)
     info = {"source": options.models, "families": pipeline.assets.sources, "random_weights": pipeline.assets.random_weights,
             "dtype": dtype}

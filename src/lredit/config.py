@@ -44,6 +44,10 @@ class Backend(str, Enum):
     """A bundle's ONNX graphs on ONNX Runtime (CPU, or the CUDA provider with IO binding)."""
     TRT = "trt"
     """A bundle's TensorRT engines (built on the GPU that runs them)."""
+    TORCH_CUDA = "torch-cuda"
+    """The engine's own stages (numpy schedulers, row-batched denoiser) on torch sessions: fp16,
+    channels-last, CUDA graphs and device-resident tensors on a GPU; fp32 on the CPU, same code
+    (engine/runtimes/torch_cuda.py)."""
 
     @classmethod
     def parse(cls, name: str | Backend) -> Backend:

@@ -3,18 +3,20 @@ the scheduler is diffusers' own, so the numpy pipeline around them is checked ag
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
 from lredit.config import EditConfig
 from lredit.engine.core.pipeline import EditPipeline, PipelineAssets
+from lredit.engine.core.sessions import Scheduler
 from lredit.export import wrappers
 from lredit.export.diffusers_schedulers import diffusers_scheduler
 from lredit.export.models import ModelSet, ModelSources, load_models
 from lredit.export.rgn import rgn_params
 from lredit.graphs import GRAPH_OUTPUTS
+from lredit.kernels import roi_pool_ref
 
 
 class TorchSession:
@@ -105,33 +107,45 @@ def torch_sessions(models: ModelSet, config: EditConfig, device="cpu", dtype=tor
     }
 
 
-def reference_pipeline(models: ModelSet, config: EditConfig | None = None, device="cpu", dtype=torch.float32) -> EditPipeline:
-    """The torch reference: torch graphs, diffusers schedulers, the shared numpy stages."""
-    config = (config or EditConfig()).validated()
+def model_assets(models: ModelSet, make_scheduler: Callable[[str], Scheduler] | None = None,
+                 roi_pool: Callable = roi_pool_ref.roi_pool_anchors) -> PipelineAssets:
+    """Everything besides the graphs, read off the torch models; the scheduler is diffusers' own
+    unless `make_scheduler` says otherwise (the torch-CUDA path runs the engine's)."""
     weight, bias = models.region_net.projection_arrays()
-    assets = PipelineAssets(
+    return PipelineAssets(
         clip_tokenizer=models.clip_tokenizer,
         sd_tokenizer=models.sd_tokenizer,
         projection_weight=weight,
         projection_bias=bias,
-        make_scheduler=lambda name: DiffusersScheduler(diffusers_scheduler(models.scheduler_config, name)),
+        make_scheduler=make_scheduler or (lambda name: DiffusersScheduler(diffusers_scheduler(models.scheduler_config, name))),
         random_weights=models.random_weights,
         sources=dict(models.sources),
         latent_channels=int(models.vae.config.latent_channels),
         vae_scale_factor=models.vae_scale_factor,
         clip_image_size=int(models.clip.config.vision_config.image_size),
+        roi_pool=roi_pool,
         rgn=rgn_params(models.region_net),
         notes=tuple(models.warnings),
     )
+
+
+def reference_pipeline(models: ModelSet, config: EditConfig | None = None, device="cpu", dtype=torch.float32) -> EditPipeline:
+    """The torch reference: torch graphs, diffusers schedulers, the shared numpy stages."""
+    config = (config or EditConfig()).validated()
+    assets = model_assets(models)  # read off the models before the sessions move and cast them
     return EditPipeline(torch_sessions(models, config, device, dtype), assets, config)
 
 
+def load_model_set(models: str, config: EditConfig, **families) -> ModelSet:
+    """The torch models for `models` (a preset name or a models folder; `families` overrides
+    single families: dino, clip, sd, rgn folders or files), shaped by `config`'s RGN geometry."""
+    sources = ModelSources.parse(models, **{k: v for k, v in families.items() if v is not None})
+    return load_models(sources, sizes=len(config.half_sizes), channels=config.proj_channels,
+                       roi_size=config.roi_size, proj_seed=config.proj_seed)
+
+
 def load_reference(models: str, config: EditConfig, device="cpu", dtype=None, **families) -> EditPipeline:
-    """The torch reference for `models` (a preset name or a models folder; `families` overrides
-    single families: dino, clip, sd, rgn folders or files). fp16 on CUDA unless `dtype` says."""
+    """The torch reference for `models` (see load_model_set). fp16 on CUDA unless `dtype` says."""
     if dtype is None:
         dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
-    sources = ModelSources.parse(models, **{k: v for k, v in families.items() if v is not None})
-    loaded = load_models(sources, sizes=len(config.half_sizes), channels=config.proj_channels,
-                         roi_size=config.roi_size, proj_seed=config.proj_seed)
-    return reference_pipeline(loaded, config, device=device, dtype=dtype)
+    return reference_pipeline(load_model_set(models, config, **families), config, device=device, dtype=dtype)

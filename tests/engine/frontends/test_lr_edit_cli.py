@@ -50,6 +50,18 @@ def test_edit_writes_consistent_outputs(tmp_path, capsys):
     assert code == 0 and json.loads((out / "report.json").read_text())["prompt"] == "a cat"
 
 
+def test_torch_cuda_backend_on_the_cpu_makes_the_reference_edit(tmp_path, capsys):
+    reports = {}
+    for backend in ("torch", "torch-cuda"):
+        code, _, err = run(capsys, EXAMPLE, "a bowl of strawberries", "--out", tmp_path / backend, "--backend", backend,
+                           "--regions", "rgn", *FAST)
+        assert code == 0, err
+        reports[backend] = json.loads((tmp_path / backend / "report.json").read_text())
+    want, got = reports["torch"], reports["torch-cuda"]
+    assert got["backend"] == "torch-cuda" and got["chosen"] == want["chosen"]
+    assert [c["box_px"] for c in got["candidates"]] == [c["box_px"] for c in want["candidates"]]
+
+
 def test_long_prompt_truncation_is_reported(tmp_path, capsys):
     out = tmp_path / "o"
     code, _, err = run(capsys, EXAMPLE, "red " * 90, "--out", out, *FAST)
@@ -94,6 +106,7 @@ def test_bad_images_fail_cleanly(tmp_path, capsys, case):
         (["a cat", "--steps", "0"], "steps=0"),
         (["a cat", "--working-size", "100"], "working_size=100 (expected a multiple of 8"),
         (["a cat", "--models", "/no/such/models"], "neither a preset"),
+        (["a cat", "--backend", "torch-cuda", "--precision", "fp16"], "precision fp16 needs a CUDA device"),
     ],
 )
 def test_bad_arguments_fail_cleanly(tmp_path, capsys, args, message):
