@@ -57,6 +57,8 @@ class GraphEntry:
     engine: EngineInfo | None = None
     opset: int | None = None
     source_key: str | None = None
+    dynamic_axes: tuple[str, ...] = ()
+    """Axis symbols left dynamic at export (the rest of a shape's symbols are fixed sizes)."""
 
     @property
     def ort_graph(self) -> str:
@@ -132,8 +134,10 @@ def read_manifest(bundle: Path, *, require_complete: bool = True) -> Manifest:
         raise BundleError(f"{bundle} is not an lredit bundle (no {layout.MANIFEST}); create one with lr-export --out {bundle}")
     try:
         data = json.loads(path.read_text())
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise BundleError(f"{path} is not valid JSON ({exc}); re-run lr-export --out {bundle}") from None
+    except RecursionError:
+        raise BundleError(f"{path} is nested too deeply to be a manifest; re-run lr-export --out {bundle}") from None
     manifest = parse_manifest(data, bundle)
     if require_complete and not manifest.complete:
         raise BundleError(f"bundle {bundle} is incomplete (an export was interrupted or failed parity): "
@@ -218,6 +222,7 @@ def _graph(name: str, entry: dict) -> GraphEntry:
         ) if engine else None,
         opset=entry.get("opset"),
         source_key=entry.get("source_key"),
+        dynamic_axes=tuple(str(a) for a in entry.get("dynamic_axes", {})),
     )
 
 
