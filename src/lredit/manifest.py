@@ -164,7 +164,7 @@ def parse_manifest(data: Any, bundle: Path) -> Manifest:
             precision=Precision(data.get("precision", "fp32")),
             models=_models(data["models"]),
             graphs=_frozen({name: _graph(name, entry) for name, entry in data["graphs"].items()}),
-            assets=_frozen(dict(data.get("assets", {}))),
+            assets=_frozen({str(k): _text(v) for k, v in dict(data.get("assets", {})).items()}),
             pipeline=_pipeline(data["pipeline"]),
             scheduler=_scheduler(data["scheduler"]),
             lredit_version=str(data.get("lredit_version", "")),
@@ -189,6 +189,23 @@ def _named_files(manifest: Manifest) -> list[str]:
     return names
 
 
+def _text(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _int(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _dim(value) -> int | str:
+    """A shape entry: a size or an axis symbol."""
+    return value if isinstance(value, str) else _int(value)
+
+
 def _frozen(mapping: dict) -> Mapping:
     return MappingProxyType(mapping)
 
@@ -197,7 +214,7 @@ def _tensor(row: dict) -> TensorInfo:
     return TensorInfo(
         name=str(row["name"]),
         dtype=str(row.get("dtype", "float32")),
-        shape=tuple(row["shape"]),
+        shape=tuple(_dim(d) for d in row["shape"]),
         opt_shape=tuple(int(d) for d in row.get("opt_shape", ())),
     )
 
@@ -207,11 +224,12 @@ def _graph(name: str, entry: dict) -> GraphEntry:
     return GraphEntry(
         name=name,
         file=str(entry["file"]),
-        files=_frozen({str(k): str(v) for k, v in entry["files"].items()}),
+        files=_frozen({str(k): _text(v) for k, v in entry["files"].items()}),
         precision=Precision(entry.get("precision", "fp32")),
         inputs=tuple(_tensor(t) for t in entry["inputs"]),
         outputs=tuple(_tensor(t) for t in entry["outputs"]),
-        profile=_frozen({k: _frozen({p: tuple(v) for p, v in shapes.items()}) for k, shapes in entry.get("profile", {}).items()}),
+        profile=_frozen({str(k): _frozen({str(p): tuple(_int(d) for d in v) for p, v in shapes.items()})
+                         for k, shapes in entry.get("profile", {}).items()}),
         ort_file=entry.get("ort_file"),
         engine=EngineInfo(
             file=str(engine["file"]),
