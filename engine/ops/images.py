@@ -72,13 +72,17 @@ def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: i
             raise InputError(f"image path is not a file: {name}")
         opened = path
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
             # Sizes are checked below against max_pixels with a clearer message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(opened) as img:
-                check_size(img.size, name, max_pixels, max_side=max_side, max_aspect_ratio=max_aspect_ratio)
-                img.load()
-                return to_rgb(img, name)
+            try:
+                with Image.open(opened) as img:
+                    check_size(img.size, name, max_pixels, max_side=max_side, max_aspect_ratio=max_aspect_ratio)
+                    img.load()
+                    return to_rgb(img, name)
+            finally:  # Pillow's own warnings ('Corrupt EXIF data') go to the log, not across stderr
+                for w in caught:
+                    log.info("image %s: %s", name, w.message)
     except InputError:
         raise
     except UnidentifiedImageError:
