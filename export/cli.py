@@ -37,10 +37,10 @@ def main(argv=None) -> int:
 
 def _export(args) -> int:
     """lr-export's work, argparse namespace in; LreditErrors go to run_cli."""
-    from .exporter import ExportConfig, run_export
+    from .exporter import ExportConfig, check_export_config, run_export
     from .specs import ExportSettings
 
-    settings = ExportSettings(**({"working_size": args.working_size} if args.working_size else {}))
+    settings = ExportSettings(**({"working_size": args.working_size} if args.working_size is not None else {}))
     cfg = ExportConfig(
         out=args.out,
         models=args.models,
@@ -50,6 +50,7 @@ def _export(args) -> int:
         trt=args.trt,
         **({"graphs": tuple(args.graphs)} if args.graphs else {}),
     )
+    check_export_config(cfg)  # fail before any model loads
     if cfg.trt:
         from .trt_build import require_tensorrt
 

@@ -24,7 +24,7 @@ import torch
 import lredit
 from lredit import bundle as layout
 from lredit.atomic import write_bytes_atomic, write_json_atomic
-from lredit.config import Precision
+from lredit.config import WORKING_SIZE_RULE, Precision, working_size_ok
 from lredit.errors import ExportError
 from lredit.graphs import PIPELINE_GRAPHS
 from lredit.manifest import Manifest, ModelsInfo, PipelineInfo, graph_entry, manifest_data, mark_incomplete, scheduler_info, write_manifest
@@ -40,6 +40,10 @@ from .specs import SPECS, ExportSettings
 from .weights_audit import reference_shared_weights
 
 log = logging.getLogger(__name__)
+
+SUPPORTED_OPSETS = (17, 18)
+"""Opsets the legacy exporter is run at: the attention fusion matches opset 17/18 graphs; the
+dynamo exporter would need >= 18 and below 17 ops such as LayerNormalization are missing."""
 
 __all__ = ["ExportConfig", "ExportError", "Precision", "run_export"]
 
@@ -107,10 +111,32 @@ def _storage(name: str, cfg: ExportConfig) -> str:
 def run_export(cfg: ExportConfig, on_graph: Callable[[str, str], None] | None = None) -> dict:
     """Export every requested graph into cfg.out; returns the manifest. `on_graph(name, status)`
     reports progress ('exported', 'reused', 'rebuilt: ...')."""
+    check_export_config(cfg)
+    out = Path(cfg.out)
+    created = not out.exists()
+    try:
+        return _export_all(cfg, out, on_graph)
+    except BaseException:
+        if created and not (out / layout.MANIFEST).exists():  # leave no empty folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def check_export_config(cfg: ExportConfig) -> None:
+    """Everything checkable before a model loads: graphs, opset, working size, --out."""
     unknown = [g for g in cfg.graphs if g not in SPECS]
     if unknown:
         raise ExportError(f"unknown graphs {unknown}; choose from {sorted(SPECS)}")
+    if cfg.opset not in SUPPORTED_OPSETS:
+        raise ExportError(f"--opset {cfg.opset} is not supported; the exporter writes opset {' or '.join(map(str, SUPPORTED_OPSETS))}")
+    if not working_size_ok(cfg.settings.working_size):
+        raise ExportError(f"--working-size {cfg.settings.working_size!r}: expected {WORKING_SIZE_RULE} (what lr-edit runs)")
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} exists and is not a folder; name a new or existing bundle folder")
+
+
+def _export_all(cfg: ExportConfig, out: Path, on_graph) -> dict:
     old = layout.read_manifest_data(out)
     if out.exists() and any(out.iterdir()) and old is None:
         raise ExportError(f"--out {out} is a non-empty folder without {layout.MANIFEST}; refusing to write into it")

@@ -28,7 +28,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from lredit.engine.frontends import outputs
 
 from .config import ServeConfig
-from .form import RequestError, Upload, parse_edit_form
+from .form import RequestError, Upload, check_complete_body, parse_edit_form
 from .metrics import EditorMetrics, IngressMetrics
 from .outcome import BatchInfo, EditJob, EditOutcome, outcome_of
 
@@ -93,8 +93,10 @@ def _json(payload: dict, status: int = 200, headers: dict | None = None) -> Resp
 
 
 def _error(exc: RequestError) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    return _json(exc.body(), exc.status, headers)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+    if exc.close:
+        headers["Connection"] = "close"
+    return _json(exc.body(), exc.status, headers or None)
 
 
 @serve.deployment(name="Editor")
@@ -242,6 +244,7 @@ class Ingress:
             body += chunk
             if len(body) > limit:
                 raise RequestError(413, f"upload is over the limit max_upload_bytes={limit}", limit="max_upload_bytes")
+        check_complete_body(bytes(body), request.headers.get("content-type", ""))
         fields, files = await _form(request, bytes(body))
         parsed = await asyncio.to_thread(parse_edit_form, fields, files, self.limits)
         return EditJob(request=parsed, filename=files["image"][0].filename)

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     lim = p.add_argument_group("limits (each named in the JSON error that enforces it)")
     lim.add_argument("--max-upload-bytes", type=int, default=_L.max_upload_bytes)
     lim.add_argument("--max-pixels", type=int, default=_L.max_pixels)
+    lim.add_argument("--max-side", type=int, default=_L.max_side, help="longest image side (413 past it)")
+    lim.add_argument("--max-aspect-ratio", type=float, default=_L.max_aspect_ratio, help="longest over shortest side (413 past it)")
     lim.add_argument("--max-anchors", type=int, default=_L.max_anchors)
     lim.add_argument("--max-steps", type=int, default=_L.max_steps)
     lim.add_argument("--request-timeout-s", type=float, default=_L.request_timeout_s)
@@ -81,6 +83,8 @@ def parse(argv=None) -> tuple[ServeConfig, ClusterOptions]:
         limits=Limits(
             max_upload_bytes=a.max_upload_bytes,
             max_pixels=a.max_pixels,
+            max_side=a.max_side,
+            max_aspect_ratio=a.max_aspect_ratio,
             max_anchors=a.max_anchors,
             max_steps=a.max_steps,
             request_timeout_s=a.request_timeout_s,

@@ -26,6 +26,10 @@ class Limits:
     """Largest request body; larger uploads get 413 before the body is read."""
     max_pixels: int = 40_000_000
     """Largest decoded image (width x height), checked from the image header: 413."""
+    max_side: int = 16_384
+    """Longest image side, checked from the header: 413 (a 16 x 2,000,000 sliver is under max_pixels)."""
+    max_aspect_ratio: float = 16.0
+    """Longest over shortest side, checked from the header: 413. The edit covers the centre square."""
     max_anchors: int = 16
     """Most candidates one request may ask for (anchors = K): 400. At most the batch size."""
     max_steps: int = 100
@@ -38,10 +42,12 @@ class Limits:
 
     def problems(self) -> list[str]:
         out = []
-        for name in ("max_upload_bytes", "max_pixels", "max_anchors", "max_steps", "max_queue"):
+        for name in ("max_upload_bytes", "max_pixels", "max_side", "max_anchors", "max_steps", "max_queue"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 out.append(f"{name}={value!r} (expected an integer >= 1)")
+        if not (isinstance(self.max_aspect_ratio, (int, float)) and math.isfinite(self.max_aspect_ratio) and self.max_aspect_ratio >= 1):
+            out.append(f"max_aspect_ratio={self.max_aspect_ratio!r} (expected a number >= 1)")
         if not (isinstance(self.request_timeout_s, (int, float)) and math.isfinite(self.request_timeout_s) and self.request_timeout_s > 0):
             out.append(f"request_timeout_s={self.request_timeout_s!r} (expected a number > 0)")
         return out

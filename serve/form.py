@@ -26,16 +26,38 @@ class RequestError(Exception):
     """A request the service answers with an error status and a JSON body naming the cause."""
 
     def __init__(self, status: int, message: str, *, field: str | None = None, limit: str | None = None,
-                 retry_after: int | None = None):
+                 retry_after: int | None = None, close: bool = False):
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.limit = limit
         self.retry_after = retry_after
+        self.close = close
+        """Answer with Connection: close (the rest of the connection's bytes are not a request)."""
 
     def body(self) -> dict:
         return {"error": self.message, "status": self.status, "field": self.field, "limit": self.limit}
+
+
+def check_complete_body(body: bytes, content_type: str) -> None:
+    """A multipart body ends with its closing boundary. The multipart parser silently drops a
+    part cut short, so a body truncated by a Content-Length shorter than what was sent would be
+    answered as if a field were missing."""
+    boundary = _boundary(content_type)
+    if boundary is None:
+        raise RequestError(400, "multipart/form-data without a boundary parameter in Content-Type")
+    if not body.rstrip(b"\r\n").endswith(b"--" + boundary + b"--"):
+        raise RequestError(400, f"the multipart body ({len(body)} bytes) ends before its closing boundary: the upload was "
+                           "cut short, or Content-Length is shorter than the body sent", close=True)
+
+
+def _boundary(content_type: str) -> bytes | None:
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "boundary" and value.strip('"'):
+            return value.strip('"').encode("latin-1", "replace")
+    return None
 
 
 @dataclass(frozen=True)
@@ -115,8 +137,9 @@ def _decode(upload: Upload, limits: Limits):
     if not upload.data:
         raise RequestError(400, f"the image file {upload.filename!r} is empty", field="image")
     try:
-        return load_image(upload.data, max_pixels=limits.max_pixels, name=repr(upload.filename))
-    except ImageTooLarge as exc:
-        raise RequestError(413, str(exc), field="image", limit="max_pixels") from None
+        return load_image(upload.data, max_pixels=limits.max_pixels, name=repr(upload.filename),
+                          max_side=limits.max_side, max_aspect_ratio=limits.max_aspect_ratio)
+    except ImageTooLarge as exc:  # pixels, side, aspect ratio or a decompression bomb: one status
+        raise RequestError(413, str(exc), field="image", limit=exc.limit) from None
     except InputError as exc:
         raise RequestError(400, str(exc), field="image") from None

@@ -177,6 +177,8 @@ class EditPipeline:
         timer, warnings = StageTimer(), list(self.assets.notes)
         with timer.stage("validate"):
             validate_prompt(prompt)
+            if source_caption is not None:
+                check_text(source_caption, "source_caption")
             img = image_ops.load_image(image)
         with timer.stage("preprocess"):
             dino_in = image_ops.dino_pixels(img, cfg.dino_size, cfg.dino_imagenet_norm)
@@ -407,10 +409,22 @@ class EditPipeline:
 
 
 def validate_prompt(prompt) -> None:
-    if not isinstance(prompt, str):
-        raise InputError(f"prompt must be a string, got {type(prompt).__name__}")
+    check_text(prompt, "prompt")
     if not prompt.strip():
         raise InputError("prompt is empty; give the edit to make, e.g. 'a bowl of strawberries'")
+
+
+def check_text(text, what: str) -> None:
+    """`text` is a str the tokenizers take: bytes that were not UTF-8 (argv decodes them to lone
+    surrogates) are refused with their position."""
+    if not isinstance(text, str):
+        raise InputError(f"{what} must be a string, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raw = text[exc.start].encode("utf-8", "surrogateescape") if "\udc80" <= text[exc.start] <= "\udcff" else b""
+        byte = f"byte 0x{raw[0]:02x}" if raw else f"character {text[exc.start]!r}"
+        raise InputError(f"{what} is not valid UTF-8 text ({byte} at character {exc.start}); pass it as UTF-8") from None
 
 
 def _mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -42,10 +43,19 @@ class RunOptions:
     """Record every graph call's inputs and outputs here (engine/graph_io.py; the C++ host replays them)."""
     torch_switches: dict | None = None
     """--backend torch-cuda: precision, cuda_graphs, compile as given (None = the device's default)."""
+    cpu_fallback: bool = False
+    """--device cuda without a GPU runs on the CPU (said on stderr) instead of being refused."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are InputErrors: one line from run_cli, exit 2, like every other refusal."""
+
+    def error(self, message: str):
+        raise InputError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lr-edit", description="Mask-free text-driven image editing via learnable regions.")
+    p = _Parser(prog="lr-edit", description="Mask-free text-driven image editing via learnable regions.")
     p.add_argument("image", type=Path, help="input image (any Pillow format)")
     p.add_argument("prompt", help="the edit, e.g. 'a bowl of strawberries'")
     p.add_argument("--source-caption", help="caption of the source region, e.g. 'fruit': adds L_dir to the region objective")
@@ -65,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", choices=["fp32", "fp16"], help="torch-cuda: pixel graphs' precision (default fp16 on cuda)")
     run.add_argument("--no-cuda-graphs", action="store_true", help="torch-cuda: run the UNet eagerly (default: graph replay on cuda)")
     run.add_argument("--compile", action="store_true", help="torch-cuda: torch.compile the UNet (minutes of compiling)")
+    run.add_argument("--cpu-fallback", action="store_true",
+                     help="with --device cuda and no GPU visible, run on the CPU (default: refuse)")
     run.add_argument("--verify", action="store_true",
                      help="hash every bundle file against the manifest (default: only files changed since last found right)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -145,28 +157,71 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         dump_graph_io=args.dump_graph_io,
         torch_switches={"precision": args.precision, "cuda_graphs": False if args.no_cuda_graphs else None,
                         "compile": args.compile or None},
+        cpu_fallback=args.cpu_fallback,
     )
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     return options, config
 
 
-def run(options: RunOptions, config: EditConfig) -> Path:
-    """Load models, edit, write outputs; returns the output folder."""
-    from lredit.engine.core.pipeline import validate_prompt
+def check_run(options: RunOptions, config: EditConfig):
+    """Every cross-flag and file check, before any model loads: the outputs can be written, the
+    device exists, the prompts are text, the image decodes, the bundle's geometry and scheduler
+    table take the config. Returns (options with the device resolved, the decoded image)."""
+    from lredit.devices import resolve_device
+    from lredit.engine.core.pipeline import check_text, validate_prompt
     from lredit.engine.frontends import outputs
     from lredit.engine.ops.images import load_image
 
-    outputs.prepare_output_dir(options.out, options.overwrite)
-    _check_save_rgn(options, config)
-    image = load_image(options.image)  # fail on a bad image before loading any model
+    device = resolve_device(options.device, cpu_fallback=options.cpu_fallback)
+    if device != options.device:
+        print(f"lr-edit: --device {options.device}: no CUDA GPU is visible; running on the CPU (--cpu-fallback)", file=sys.stderr)
+        options = dataclasses.replace(options, device=device)
     validate_prompt(options.prompt)
+    if options.source_caption is not None:
+        check_text(options.source_caption, "--source-caption")
+    outputs.prepare_output_dir(options.out, options.overwrite)
+    if options.dump_graph_io is not None:
+        outputs.check_folder_writable(options.dump_graph_io, "--dump-graph-io")
+    _check_save_rgn(options, config)
+    if options.bundle is None and options.backend not in (Backend.TORCH, Backend.TORCH_CUDA):
+        raise InputError(f"--backend {options.backend.value} runs an exported bundle: pass --bundle B (make one with lr-export --out B)")
+    _check_steps(options, config)
+    return options, load_image(options.image)
+
+
+def _check_steps(options: RunOptions, config: EditConfig) -> None:
+    """--steps against the scheduler's table (and, with a bundle, the geometry it was exported for)."""
+    from lredit.engine.ops.schedulers import max_steps
+
     if options.bundle is not None:
-        from lredit.engine.frontends.editor import Editor
-        from lredit.engine.runtimes.bundle_loader import bundle_config, check_bundle_geometry
+        from lredit.engine.runtimes.bundle_loader import bundle_config, check_bundle_geometry, check_bundle_tables
         from lredit.manifest import read_manifest
 
-        # Before any graph is loaded: a geometry the bundle was not exported for is an error.
-        check_bundle_geometry(bundle_config(read_manifest(options.bundle), config), options.requested)
+        manifest = read_manifest(options.bundle)
+        check_bundle_tables(manifest)
+        check_bundle_geometry(bundle_config(manifest, config), options.requested)
+        scheduler, table = dict(manifest.scheduler.config), len(manifest.scheduler.alphas_cumprod)
+    else:
+        from lredit.engine.runtimes.reference.torch_backend import scheduler_config_of
+
+        scheduler = scheduler_config_of(options.models, options.sd)
+        if scheduler is None:
+            return
+        table = int(scheduler.get("num_train_timesteps", 1000))
+    limit = max_steps(config.scheduler, scheduler, table)
+    if limit is not None and config.steps > limit:
+        raise InputError(f"--steps {config.steps}: the {config.scheduler!r} scheduler's table of {table} timesteps "
+                         f"takes at most {limit} steps")
+
+
+def run(options: RunOptions, config: EditConfig) -> Path:
+    """Load models, edit, write outputs; returns the output folder."""
+    from lredit.engine.frontends import outputs
+
+    options, image = check_run(options, config)  # fail on bad input before loading any model
+    if options.bundle is not None:
+        from lredit.engine.frontends.editor import Editor
+
         # --device cuda puts ONNX Runtime on its CUDA provider (IO binding with CuPy).
         providers = ort_providers(options.device)
         start = time.perf_counter()
@@ -180,8 +235,6 @@ def run(options: RunOptions, config: EditConfig) -> Path:
             pipeline = with_rgn_checkpoint(pipeline, options.rgn)
         model_info = outputs.bundle_model_info(options.bundle, pipeline.assets)
         config = pipeline.config
-    elif options.backend not in (Backend.TORCH, Backend.TORCH_CUDA):
-        raise InputError(f"--backend {options.backend.value} runs an exported bundle: pass --bundle B (make one with lr-export --out B)")
     else:
         pipeline, model_info = _torch_pipeline(options, config)
     if pipeline.assets.random_weights:

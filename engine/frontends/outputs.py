@@ -1,13 +1,16 @@
 """Writing an edit's files: result.png, candidate_XX.png, overlay.png, report.json.
 
-Nothing is half-written: everything goes to a staging folder first, then is renamed into place.
-A folder that already holds lredit outputs is only replaced with `overwrite=True`.
+Nothing is half-written: everything goes to a staging folder first, every target is checked, then
+the set is swapped in (and put back on failure). The report lists the files written
+(`outputs`); a folder that already holds lredit outputs is only replaced with `overwrite=True`,
+which removes only files an earlier report listed, never files matched by a pattern.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,25 +24,52 @@ from lredit.kernels.geometry import cells_to_pixels
 from lredit.versions import versions
 
 OUTPUT_NAMES = ("result.png", "overlay.png", "report.json")
+REPORT = "report.json"
+_CANDIDATE = re.compile(r"candidate_[0-9]{2,}\.png")
+
+
+def candidate_name(k: int) -> str:
+    return f"candidate_{k:02d}.png"
+
+
+def recorded_outputs(out: Path) -> set[str]:
+    """The files the report in `out` says lredit wrote there (nothing when there is no readable
+    report): what --overwrite may remove. Only plain names, never a path out of the folder."""
+    try:
+        report = json.loads((Path(out) / REPORT).read_text())
+    except (OSError, ValueError, RecursionError):
+        return set()
+    names = report.get("outputs") if isinstance(report, dict) else None
+    if not isinstance(names, list):  # a report from before the list: its candidates' files
+        rows = report.get("candidates", []) if isinstance(report, dict) else []
+        names = [*OUTPUT_NAMES, *(c.get("file") for c in rows if isinstance(c, dict))] if isinstance(rows, list) else []
+    return {n for n in names if isinstance(n, str) and n and Path(n).name == n and n not in (".", "..")}
 
 
 def prepare_output_dir(out: Path, overwrite: bool) -> Path:
     """Check up front (before any model work) that `out` can take the outputs."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} exists and is not a folder")
+    check_folder_writable(out, "--out")
     if out.is_dir() and not overwrite:
-        ours = [p.name for p in out.iterdir() if p.name in OUTPUT_NAMES or p.name.startswith("candidate_")]
+        ours = [p.name for p in out.iterdir()
+                if p.name in OUTPUT_NAMES or _CANDIDATE.fullmatch(p.name) or p.name in recorded_outputs(out)]
         if ours:
             raise OutputError(f"--out {out} already holds lredit outputs ({', '.join(sorted(ours)[:3])}); "
                               "pass --overwrite or choose another folder")
-    probe_dir = out if out.is_dir() else _existing_parent(out)
+    return out
+
+
+def check_folder_writable(folder: Path, flag: str) -> None:
+    """`folder` is, or can be created as, a folder this process can write in."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{flag} {folder} exists and is not a folder")
+    probe_dir = folder if folder.is_dir() else _existing_parent(folder)
     try:
         with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".lredit-probe-"):
             pass
     except OSError as exc:
-        raise OutputError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
-    return out
+        raise OutputError(f"cannot write to {flag} folder {folder}: {exc.strerror or exc}") from None
 
 
 def _existing_parent(path: Path) -> Path:
@@ -52,7 +82,9 @@ def _existing_parent(path: Path) -> Path:
 
 
 def write_outputs(result: EditResult, out: Path, report: dict, *, overwrite: bool = False) -> list[Path]:
-    """Stage every file, then move them into `out`. Returns the final paths."""
+    """Stage every file, check every target, then swap the whole set in: on any failure the
+    folder is left as it was. With `overwrite`, files an earlier report recorded and this edit
+    does not write are removed; nothing else is. Returns the final paths."""
     out = prepare_output_dir(out, overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -60,24 +92,51 @@ def write_outputs(result: EditResult, out: Path, report: dict, *, overwrite: boo
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
     try:
-        files = {"result.png": result.image, "overlay.png": overlay(result)}
-        for k, cand in enumerate(result.candidates):
-            files[f"candidate_{k:02d}.png"] = cand
-        for name, img in files.items():
+        images = {"result.png": result.image, "overlay.png": overlay(result)}
+        images.update({candidate_name(k): cand for k, cand in enumerate(result.candidates)})
+        names = [*images, REPORT]
+        report = {**report, "outputs": names}
+        stale = (recorded_outputs(out) - set(names)) if overwrite else set()
+        for name, img in images.items():
             img.save(staging / name, format="PNG")
-        (staging / "report.json").write_text(report_json(report, indent=2) + "\n")
-        if overwrite:
-            for stale in out.glob("candidate_*.png"):
-                stale.unlink()
-        final = []
-        for name in [*files, "report.json"]:
-            os.replace(staging / name, out / name)
-            final.append(out / name)
-        return final
+        (staging / REPORT).write_text(report_json(report, indent=2) + "\n")
+        _check_targets(out, names, stale)
+        _swap_in(staging, out, names, sorted(stale))
+        return [out / name for name in names]
     except OSError as exc:
-        raise OutputError(f"writing outputs to {out} failed: {exc.strerror or exc}") from None
+        raise OutputError(f"writing outputs to {out} failed: {exc.strerror or exc}; the folder was left as it was") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_targets(out: Path, names: list[str], stale: set[str]) -> None:
+    """Every file to be replaced or removed is a plain file (or absent), before anything moves."""
+    for name in [*names, *sorted(stale)]:
+        target = out / name
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise OutputError(f"cannot write {target}: it exists and is not a plain file; move it away. "
+                              f"Nothing in {out} was changed")
+
+
+def _swap_in(staging: Path, out: Path, names: list[str], stale: list[str]) -> None:
+    """Move the old files aside, the new ones in; on an OSError put everything back and re-raise."""
+    backup = staging / ".old"
+    backup.mkdir()
+    moved_aside, moved_in = [], []
+    try:
+        for name in [*names, *stale]:
+            if (out / name).exists():
+                os.replace(out / name, backup / name)
+                moved_aside.append(name)
+        for name in names:
+            os.replace(staging / name, out / name)
+            moved_in.append(name)
+    except OSError:
+        for name in moved_in:
+            (out / name).unlink(missing_ok=True)
+        for name in moved_aside:
+            os.replace(backup / name, out / name)
+        raise
 
 
 def overlay(result: EditResult) -> Image.Image:
@@ -131,7 +190,7 @@ def build_report(result: EditResult, *, image: str, backend: str, models: dict) 
                 "i2i_term": float(scores.i2i_norm[k]),
                 "score": float(scores.score[k]),
                 "eligible": bool(k in scores.eligible),
-                "file": f"candidate_{k:02d}.png",
+                "file": candidate_name(k),
             }
         )
     return {

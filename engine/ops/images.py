@@ -4,14 +4,21 @@ preprocessing every backend shares (so the torch reference and the runtime see t
 Documented handling of odd inputs:
 - RGBA / LA / palette with transparency: composited over white.
 - 16-bit (I;16*, I): scaled to 8 bit (value / 257); CMYK, YCbCr, LAB, 1-bit, L: converted to RGB.
-- EXIF orientation is applied.
-- Non-square images: short side resized, centre crop (the edit covers that square).
+- EXIF orientation is applied; a broken EXIF block (truncated, bad offsets) is ignored with a
+  logged warning and the image is used as stored.
+- Non-square images: short side resized, centre crop (the edit covers that square). Only the
+  crop's window is resampled when the full resize would pass RESIZE_PIXELS (a 16 x 80,000 sliver
+  would otherwise be upscaled to gigabytes first); below that the full resize is kept, so the
+  pixels match the C++ host's to the bit.
 - Smaller than MIN_SIDE on a side, or larger than MAX_PIXELS: refused with the sizes named.
+  Anything else the decoder raises becomes one InputError; names that hold control characters
+  (a newline) are shown as Python literals.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -21,8 +28,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lredit.errors import InputError
 
+log = logging.getLogger(__name__)
+
 MIN_SIDE = 16
 MAX_PIXELS = 178_956_970  # Pillow's decompression-bomb error threshold (2 x MAX_IMAGE_PIXELS)
+RESIZE_PIXELS = 16_000_000
+"""Largest full short-side resize (48 MB in RGB); beyond it only the crop's window is resampled."""
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
@@ -30,42 +41,69 @@ CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 
 
 class ImageTooLarge(InputError):
-    """More pixels than allowed (a service answers it with its pixel limit)."""
+    """Larger than a limit (a service answers 413 naming `limit`): pixels, a side, the aspect
+    ratio, or data that decompresses past Pillow's safety limits (a decompression bomb)."""
+
+    def __init__(self, message: str, limit: str = "max_pixels"):
+        super().__init__(message)
+        self.limit = limit
 
 
-def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: int = MAX_PIXELS, name: str | None = None) -> Image.Image:
+def shown(name: str) -> str:
+    """`name` as printed in messages: as is, or as a Python literal when it holds a newline or
+    another control character."""
+    return name if name.isprintable() else repr(name)
+
+
+def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: int = MAX_PIXELS, name: str | None = None,
+               max_side: int | None = None, max_aspect_ratio: float | None = None) -> Image.Image:
     """Decode a file, encoded bytes (an upload) or a PIL image and return an 8-bit RGB image, or
-    raise InputError. `max_pixels` is checked from the header, before the pixels are decoded."""
+    raise InputError. The limits are checked from the header, before the pixels are decoded."""
     if isinstance(source, Image.Image):
         return to_rgb(source, name or "<PIL image>")
     if isinstance(source, (bytes, bytearray)):
         name, opened = name or "<upload>", io.BytesIO(source)
     else:
         path = Path(source)
+        name = name or shown(str(path))
         if not path.exists():
-            raise InputError(f"image not found: {path}")
+            raise InputError(f"image not found: {name}")
         if not path.is_file():
-            raise InputError(f"image path is not a file: {path}")
-        name, opened = name or str(path), path
+            raise InputError(f"image path is not a file: {name}")
+        opened = path
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
             # Sizes are checked below against max_pixels with a clearer message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(opened) as img:
-                check_size(img.size, name, max_pixels)
-                img.load()
-                return to_rgb(img, name)
+            try:
+                with Image.open(opened) as img:
+                    check_size(img.size, name, max_pixels, max_side=max_side, max_aspect_ratio=max_aspect_ratio)
+                    img.load()
+                    return to_rgb(img, name)
+            finally:  # Pillow's own warnings ('Corrupt EXIF data') go to the log, not across stderr
+                for w in caught:
+                    log.info("image %s: %s", name, w.message)
+    except InputError:
+        raise
     except UnidentifiedImageError:
         raise InputError(f"not an image Pillow can read: {name}") from None
     except Image.DecompressionBombError as exc:
-        raise InputError(f"image {name} is too large: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"cannot decode image {name}: {exc} (is the file truncated or corrupt?)") from None
+        raise ImageTooLarge(f"image {name} is too large: {exc}", "max_pixels") from None
+    except ValueError as exc:
+        if "decompressed data too large" in str(exc).lower():  # a PNG text/ICC chunk bomb (PngImagePlugin)
+            raise ImageTooLarge(f"image {name} holds a chunk that decompresses past Pillow's limit ({exc})",
+                                "decompressed_size") from None
+        raise _undecodable(name, exc) from None
+    except Exception as exc:  # noqa: BLE001 -- whatever the decoder raises, the file is at fault
+        raise _undecodable(name, exc) from None
 
 
-def check_size(size: tuple[int, int], name: str, max_pixels: int = MAX_PIXELS) -> None:
+def _undecodable(name: str, exc: BaseException) -> InputError:
+    return InputError(f"cannot decode image {name}: {type(exc).__name__}: {exc} (is the file truncated or corrupt?)")
+
+
+def check_size(size: tuple[int, int], name: str, max_pixels: int = MAX_PIXELS, *, max_side: int | None = None,
+               max_aspect_ratio: float | None = None) -> None:
     width, height = size
     if min(width, height) < MIN_SIDE:
         raise InputError(
@@ -74,14 +112,21 @@ def check_size(size: tuple[int, int], name: str, max_pixels: int = MAX_PIXELS) -
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"image {name} is {width}x{height} = {width * height} pixels; the limit is {max_pixels} "
-            "(downscale it first)"
+            "(max_pixels; downscale it first)"
         )
+    if max_side is not None and max(width, height) > max_side:
+        raise ImageTooLarge(f"image {name} is {width}x{height} pixels; the longest side allowed is max_side={max_side}",
+                            "max_side")
+    if max_aspect_ratio is not None and max(width, height) > max_aspect_ratio * min(width, height):
+        raise ImageTooLarge(f"image {name} is {width}x{height} pixels, an aspect ratio of "
+                            f"{max(width, height) / min(width, height):.1f}; the limit is max_aspect_ratio={max_aspect_ratio:g} "
+                            "(crop it first)", "max_aspect_ratio")
 
 
 def to_rgb(img: Image.Image, name: str) -> Image.Image:
     """Normalise any Pillow mode to 8-bit RGB (see the module docstring for the rules)."""
     check_size(img.size, name)
-    img = ImageOps.exif_transpose(img)
+    img = _exif_upright(img, name)
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         values = np.asarray(img, dtype=np.float64)
@@ -98,28 +143,65 @@ def to_rgb(img: Image.Image, name: str) -> Image.Image:
     return img.convert("RGB")
 
 
-def resize_short_side(img: Image.Image, size: int, resample=Image.Resampling.BICUBIC) -> Image.Image:
-    """Resize so the short side is `size`, keeping the aspect (long side truncated as torchvision)."""
+def _exif_upright(img: Image.Image, name: str) -> Image.Image:
+    """EXIF orientation applied; a broken EXIF block is ignored (warned), not fatal: the pixels
+    are intact, only the rotation hint is lost."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as exc:  # noqa: BLE001 -- Pillow's EXIF parser raises struct.error, KeyError, ...
+        log.warning("image %s: ignoring its unreadable EXIF block (%s: %s); using the image as stored",
+                    name, type(exc).__name__, exc)
+        return img
+
+
+def _short_side_size(img: Image.Image, size: int) -> tuple[int, int]:
     width, height = img.size
     if width <= height:
-        new = (size, max(size, int(size * height / width)))
-    else:
-        new = (max(size, int(size * width / height)), size)
+        return size, max(size, int(size * height / width))
+    return max(size, int(size * width / height)), size
+
+
+def resize_short_side(img: Image.Image, size: int, resample=Image.Resampling.BICUBIC) -> Image.Image:
+    """Resize so the short side is `size`, keeping the aspect (long side truncated as torchvision)."""
+    new = _short_side_size(img, size)
     if new == img.size:
         return img.copy()
     return img.resize(new, resample=resample)
 
 
 def center_crop(img: Image.Image, size: int) -> Image.Image:
-    width, height = img.size
-    left = int(round((width - size) / 2.0))
-    top = int(round((height - size) / 2.0))
+    left, top = _centre_offsets(img.size, size)
     return img.crop((left, top, left + size, top + size))
 
 
+def _centre_offsets(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    return int(round((shape[0] - size) / 2.0)), int(round((shape[1] - size) / 2.0))
+
+
 def square_crop(img: Image.Image, size: int, resample=Image.Resampling.BICUBIC) -> Image.Image:
-    """Short side to `size`, then the centre size x size square."""
-    return center_crop(resize_short_side(img, size, resample), size)
+    """Short side to `size`, then the centre size x size square. Past RESIZE_PIXELS only the
+    square's source window is resampled (memory bounded by the output, not the long side)."""
+    new = _short_side_size(img, size)
+    if new[0] * new[1] <= RESIZE_PIXELS or new == img.size:
+        return center_crop(resize_short_side(img, size, resample), size)
+    return _window_resize(img, new, _centre_offsets(new, size), size, resample)
+
+
+def _window_resize(img: Image.Image, new: tuple[int, int], offsets: tuple[int, int], size: int, resample) -> Image.Image:
+    """The size x size window at `offsets` of `img` resized to `new`, computed as Pillow computes
+    the full resize (horizontal pass, then vertical) but over the source rows the window reads."""
+    (w, h), (left, top) = img.size, offsets
+    sx, sy = w / new[0], h / new[1]
+    margin = 3.0 * max(sy, 1.0) + 2  # covers every filter's support (Lanczos: 3 source pixels per scale)
+    r0, r1 = max(int(top * sy - margin), 0), min(int((top + size) * sy + margin) + 1, h)
+    rows = img.crop((0, r0, w, r1))
+    if new[0] != w:
+        rows = rows.resize((size, r1 - r0), resample=resample, box=(left * sx, 0, (left + size) * sx, r1 - r0))
+    else:
+        rows = rows.crop((left, 0, left + size, r1 - r0))
+    if new[1] != h:
+        return rows.resize((size, size), resample=resample, box=(0, top * sy - r0, size, (top + size) * sy - r0))
+    return rows.crop((0, top - r0, size, top - r0 + size))
 
 
 def to_chw_unit(img: Image.Image) -> np.ndarray:

@@ -273,3 +273,18 @@ def make_scheduler(name: str, config: dict, alphas_cumprod) -> _Base:
             f"{list(SCHEDULERS)} or --backend torch"
         )
     return IMPLEMENTED[class_name]({**config, **SCHEDULER_OVERRIDES.get(class_name, {})}, alphas_cumprod)
+
+
+def max_steps(name: str, config: dict, table_length: int) -> int | None:
+    """The most steps whose timesteps all index a table of `table_length` alphas (leading spacing
+    with steps_offset 1 reaches timestep 1000 at 1000 steps: one past SD's table), or None for a
+    scheduler class the numpy runtime does not implement (diffusers then decides)."""
+    class_name = config.get("_class_name", "PNDMScheduler") if name == "model" else SCHEDULER_CLASSES.get(name)
+    if class_name not in IMPLEMENTED or table_length < 1:
+        return None if class_name not in IMPLEMENTED else 0
+    scheduler = IMPLEMENTED[class_name]({**config, **SCHEDULER_OVERRIDES.get(class_name, {})}, np.linspace(0.99, 0.01, table_length))
+    for steps in range(min(scheduler.train_steps, table_length), 0, -1):
+        timesteps = scheduler.set_timesteps(steps)
+        if 0 <= int(np.min(timesteps)) and int(np.max(timesteps)) < table_length:
+            return steps
+    return 0

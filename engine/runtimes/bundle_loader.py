@@ -5,19 +5,20 @@ holds a bundle's geometry fixed. The sessions come from ort_runtime or trt_runti
 
 from __future__ import annotations
 
+import zipfile
 from typing import Mapping
 
 import numpy as np
 
 from lredit import bundle as layout
-from lredit.config import EditConfig
+from lredit.config import EditConfig, Precision
 from lredit.engine.core.pipeline import EditPipeline, PipelineAssets
 from lredit.engine.ops.batching import profile_batch_limits
 from lredit.engine.ops.schedulers import make_scheduler
 from lredit.engine.runtimes.file_checks import Verify, check_files
 from lredit.errors import BundleError, InputError
 from lredit.graphs import PIPELINE_GRAPHS
-from lredit.manifest import Manifest
+from lredit.manifest import GraphEntry, Manifest
 from lredit.rgn_checkpoint import RgnParams, load_rgn
 from lredit.tokenizer import ClipTokenizer
 
@@ -37,10 +38,10 @@ def require_graphs(manifest: Manifest) -> None:
 
 def bundle_assets(manifest: Manifest, roi_pool, verify: bool | Verify = True) -> PipelineAssets:
     """Everything but the graphs, from the bundle: tokenizers, projection, RGN weights, scheduler tables."""
+    check_bundle_tables(manifest)
     verify_files(manifest, manifest.assets, verify)
     pipe, sched = manifest.pipeline, manifest.scheduler
-    with np.load(manifest.path(layout.PROJECTION)) as proj:
-        weight, bias = proj["weight"], proj["bias"]
+    weight, bias = load_projection(manifest)
     return PipelineAssets(
         clip_tokenizer=ClipTokenizer.from_folder(manifest.path(layout.TOKENIZERS["clip"])),
         sd_tokenizer=ClipTokenizer.from_folder(manifest.path(layout.TOKENIZERS["sd"])),
@@ -58,6 +59,124 @@ def bundle_assets(manifest: Manifest, roi_pool, verify: bool | Verify = True) ->
     )
 
 
+def load_projection(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded 1x1 projection (weight [c, d], bias [c], float), or a BundleError: numpy
+    refuses a pickled array (allow_pickle=False), which lands here too."""
+    path = manifest.path(layout.PROJECTION)
+    try:
+        with np.load(path, allow_pickle=False) as proj:
+            weight, bias = np.asarray(proj["weight"]), np.asarray(proj["bias"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError) as exc:
+        raise BundleError(f"bundle {manifest.bundle}: {layout.PROJECTION} is not a projection npz with float arrays "
+                          f"'weight' and 'bias' ({type(exc).__name__}: {exc}); re-run lr-export --out {manifest.bundle}") from None
+    c = manifest.pipeline.proj_channels
+    if (weight.ndim != 2 or weight.shape[0] != c or bias.shape != (c,)
+            or not (np.issubdtype(weight.dtype, np.floating) and np.issubdtype(bias.dtype, np.floating))):
+        raise BundleError(f"bundle {manifest.bundle}: {layout.PROJECTION} holds weight {weight.dtype}{list(weight.shape)} and "
+                          f"bias {bias.dtype}{list(bias.shape)}; proj_channels={c} needs float [{c}, d] and [{c}]")
+    return weight, bias
+
+
+def check_bundle_tables(manifest: Manifest) -> None:
+    """The scheduler table and the pipeline geometry agree with the graphs, before any is loaded."""
+    sched = manifest.scheduler
+    train_steps = sched.config.get("num_train_timesteps", 1000)
+    alphas = np.asarray(sched.alphas_cumprod, dtype=np.float64)
+    if not isinstance(train_steps, int) or isinstance(train_steps, bool) or train_steps < 1 or len(alphas) != train_steps:
+        raise BundleError(f"bundle {manifest.bundle}: the scheduler's alphas_cumprod has {len(alphas)} entries; its config's "
+                          f"num_train_timesteps={train_steps!r} needs as many (>= 1); re-run lr-export --out {manifest.bundle}")
+    if not (np.all(np.isfinite(alphas)) and np.all(alphas > 0) and np.all(alphas <= 1)):
+        raise BundleError(f"bundle {manifest.bundle}: the scheduler's alphas_cumprod holds values outside (0, 1]")
+    problems = geometry_problems(manifest)
+    if problems:
+        raise BundleError(f"bundle {manifest.bundle}: the manifest's pipeline geometry disagrees with its graphs: "
+                          + "; ".join(problems) + f"; re-run lr-export --out {manifest.bundle}")
+
+
+def geometry_problems(manifest: Manifest) -> list[str]:
+    """Each pipeline field that a graph's fixed dimension contradicts, as 'graph.tensor[axis] is N, field=V needs M'."""
+    pipe = manifest.pipeline
+    latent = pipe.working_size // pipe.vae_scale_factor if pipe.vae_scale_factor > 0 else -1
+    wants = [
+        ("dino", "pixels", 2, pipe.dino_size, f"dino_size={pipe.dino_size}"),
+        ("rgn", "pooled", 1, len(pipe.half_sizes) * pipe.proj_channels,
+         f"{len(pipe.half_sizes)} half_sizes x proj_channels={pipe.proj_channels}"),
+        ("rgn", "pooled", 2, pipe.roi_size, f"roi_size={pipe.roi_size}"),
+        ("rgn", "log_probs", 1, len(pipe.half_sizes), f"{len(pipe.half_sizes)} half_sizes"),
+        ("clip_vision", "pixels", 2, pipe.clip_image_size, f"clip_image_size={pipe.clip_image_size}"),
+        ("unet", "sample", 1, 2 * pipe.latent_channels + 1, f"latent_channels={pipe.latent_channels}"),
+        ("unet", "sample", 2, latent, f"working_size={pipe.working_size} / vae_scale_factor={pipe.vae_scale_factor}"),
+        ("vae_encoder", "images", 2, pipe.working_size, f"working_size={pipe.working_size}"),
+        ("vae_decoder", "images", 2, pipe.working_size, f"working_size={pipe.working_size}"),
+    ]
+    problems = []
+    for graph, tensor, axis, want, field in wants:
+        got = _fixed_dim(manifest, graph, tensor, axis)
+        if got is not None and got != want:
+            problems.append(f"{graph}.{tensor}[{axis}] is {got}, {field} needs {want}")
+    return problems
+
+
+def _fixed_dim(manifest: Manifest, graph: str, tensor: str, axis: int) -> int | None:
+    entry = manifest.graphs.get(graph)
+    rows = [t for t in (*entry.inputs, *entry.outputs) if t.name == tensor] if entry else []
+    if not rows or len(rows[0].opt_shape) <= axis:
+        return None
+    return rows[0].opt_shape[axis]
+
+
+def check_signature(entry: GraphEntry, inputs: list[tuple], outputs: list[tuple]) -> None:
+    """A graph's (name, dtype, shape) inputs and outputs, as its runtime reports them, are the
+    manifest's: names in order, ranks, fixed dimensions, dynamic axes left dynamic, dtypes. A graph
+    swapped for another of the bundle (sha256 entries rewritten) is caught here. A dimension the
+    runtime reports as a symbol where the manifest fixes it is accepted (shape inference may lose it)."""
+    for kind, got, want in (("inputs", inputs, entry.inputs), ("outputs", outputs, entry.outputs)):
+        names = [name for name, _, _ in got]
+        if names != [t.name for t in want]:
+            raise BundleError(f"graph {entry.name}: {kind} {names} differ from the manifest's {[t.name for t in want]}; "
+                              "was a graph file replaced? re-run lr-export")
+        for (name, dtype, shape), spec in zip(got, want):
+            if not _dims_match(list(shape), _expected_dims(spec, entry.dynamic_axes)):
+                raise BundleError(f"graph {entry.name}: {kind[:-1]} {name} has shape {list(shape)}, the manifest says "
+                                  f"{list(spec.shape)} (sizes {list(spec.opt_shape)}); re-run lr-export")
+            if not _dtype_matches(dtype, spec.dtype, entry.precision):
+                raise BundleError(f"graph {entry.name}: {kind[:-1]} {name} is {dtype}, the manifest says {spec.dtype}; re-run lr-export")
+
+
+def _dims_match(got: list, expected: list) -> bool:
+    if len(got) != len(expected):
+        return False
+    for dim, want in zip(got, expected):
+        if want is DYNAMIC and isinstance(dim, int):
+            return False  # exported with a fixed size where the manifest promises a dynamic axis
+        if isinstance(want, int) and isinstance(dim, int) and dim != want:
+            return False
+    return True
+
+
+DYNAMIC = object()
+"""An axis the manifest declares dynamic (its `dynamic_axes`)."""
+
+
+def _expected_dims(spec, dynamic_axes: tuple[str, ...]) -> list:
+    """Per axis: the fixed size, DYNAMIC, or None (unknown). Symbols fixed at export ('latent',
+    'text_len') take their size from the opt shape."""
+    dims = []
+    for i, dim in enumerate(spec.shape):
+        if isinstance(dim, int):
+            dims.append(dim)
+        elif dim in dynamic_axes:
+            dims.append(DYNAMIC)
+        else:
+            dims.append(spec.opt_shape[i] if i < len(spec.opt_shape) else None)
+    return dims
+
+
+def _dtype_matches(got: str, want: str, precision) -> bool:
+    if got == want:
+        return True
+    floats = ("float16", "float32")
+    return precision is Precision.FP16 and got in floats and want in floats
 def _bundle_rgn(manifest: Manifest, projection) -> RgnParams | None:
     """The bundle's RGN weights in numpy (bundles exported before rgn.safetensors have none)."""
     if layout.RGN_WEIGHTS not in manifest.assets:

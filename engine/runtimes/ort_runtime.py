@@ -19,7 +19,7 @@ import numpy as np
 
 from lredit.config import CPU_PROVIDERS, CUDA_PROVIDER, EditConfig
 from lredit.engine.ops.arrays import to_host
-from lredit.engine.runtimes.bundle_loader import BundlePipeline, bundle_assets, bundle_config, require_graphs
+from lredit.engine.runtimes.bundle_loader import BundlePipeline, bundle_assets, bundle_config, check_signature, require_graphs
 from lredit.engine.runtimes.file_checks import Verify, check_files
 from lredit.engine.runtimes.session_cache import CacheKey, GraphOpen, OpenReport, SessionCache, graph_key
 from lredit.errors import BundleError
@@ -106,14 +106,15 @@ class OrtSession:
 
 
 
+_DTYPE_NAMES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64", "tensor(int32)": "int32"}
+
+
 def _check_io(entry: GraphEntry, session: OrtSession) -> None:
-    expected = list(entry.input_names)
-    if list(session.input_names) != expected:
-        raise BundleError(f"graph {entry.name}: inputs {list(session.input_names)} differ from the manifest's {expected}")
-    for meta, spec in zip(session.session.get_inputs(), entry.inputs):
-        for got, want in zip(meta.shape, spec.shape):
-            if isinstance(want, int) and isinstance(got, int) and got != want:
-                raise BundleError(f"graph {entry.name}: input {meta.name} has shape {meta.shape}, the manifest says {list(spec.shape)}")
+    """The session's full signature against the manifest (bundle_loader.check_signature)."""
+    def described(metas):
+        return [(m.name, _DTYPE_NAMES.get(m.type, m.type), list(m.shape)) for m in metas]
+
+    check_signature(entry, described(session.session.get_inputs()), described(session.session.get_outputs()))
 
 
 def load_ort_pipeline(bundle: Path, providers: Sequence[str] | None = None, config: EditConfig | None = None,

@@ -142,6 +142,8 @@ class GraphSpec:
         return {
             "inputs": [row(t) for t in self.inputs],
             "outputs": [row(t) for t in self.outputs],
+            # the runtime checks each opened graph's signature against these (bundle_loader)
+            "dynamic_axes": [a.name for a in self.axes],
         }
 
 

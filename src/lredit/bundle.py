@@ -71,7 +71,7 @@ def read_manifest_data(bundle: Path) -> dict | None:
         return None
     try:
         return json.loads(path.read_text())
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

@@ -18,8 +18,14 @@ def run_cli(prog: str, body: Callable[[], int], *, interrupted: str = "nothing w
     try:
         return body()
     except LreditError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def one_line(message: str) -> str:
+    """`message` with line breaks and other control characters escaped (a file name holding a
+    newline must not split the error across lines)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)

@@ -88,6 +88,18 @@ class RegionMode(str, Enum):
 
 
 REGION_MODES = tuple(m.value for m in RegionMode)
+MAX_STEPS = 1000
+"""The most steps any config allows; a scheduler's table may allow fewer (ops.schedulers.max_steps)."""
+WORKING_SIZE_RULE = "a multiple of 8, >= 64"
+
+
+def working_size_ok(value) -> bool:
+    """The inpainting resolution rule shared by lr-edit and lr-export (VAE factor 8, 8x8 latents at least)."""
+    return _is_int(value) and value >= 64 and value % 8 == 0
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -272,14 +284,15 @@ class EditConfig:
         need(0.0 < self.prune_keep <= 1.0, "prune_keep", "a share in (0, 1]")
         need(isinstance(self.learn_iterations, int) and self.learn_iterations >= 1, "learn_iterations", "an integer >= 1")
         need(self.learn_lr > 0, "learn_lr", "> 0")
-        need(isinstance(self.max_unet_batch, int) and self.max_unet_batch >= 0, "max_unet_batch", "an integer >= 0")
-        need(self.dino_size >= 32 and self.dino_size % 8 == 0, "dino_size", "a multiple of 8, >= 32")
         need(
-            self.working_size >= 64 and self.working_size % 8 == 0,
-            "working_size",
-            "a multiple of 8, >= 64",
+            _is_int(self.max_unet_batch) and (self.max_unet_batch == 0 or self.max_unet_batch >= (2 if self.do_guidance else 1)),
+            "max_unet_batch",
+            "0 (no cap) or an integer >= 2 with guidance: each candidate row runs as 2 UNet rows",
         )
-        need(isinstance(self.steps, int) and 1 <= self.steps <= 1000, "steps", "an integer in 1..1000")
+        need(self.dino_size >= 32 and self.dino_size % 8 == 0, "dino_size", "a multiple of 8, >= 32")
+        need(working_size_ok(self.working_size), "working_size", WORKING_SIZE_RULE)
+        need(_is_int(self.steps) and 1 <= self.steps <= MAX_STEPS, "steps", f"an integer in 1..{MAX_STEPS}")
+        need(_is_int(self.seed) and 0 <= self.seed < 2**64, "seed", "an integer in 0..2**64-1 (the noise key is 64 bits)")
         need(0.0 <= self.guidance <= 100.0, "guidance", "a number in 0..100")
         need(self.scheduler in SCHEDULERS, "scheduler", f"one of {SCHEDULERS}")
         need("{prompt}" in self.prompt_template, "prompt_template", "a string containing '{prompt}'")

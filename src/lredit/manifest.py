@@ -68,6 +68,8 @@ class GraphEntry:
     """fp16 graphs: the op types kept in fp32 (fragile under fp16)."""
     notes: str = ""
     """What the graph's inputs and outputs mean, from its spec (for people reading the manifest)."""
+    dynamic_axes: tuple[str, ...] = ()
+    """Axis symbols left dynamic at export (the rest of a shape's symbols are fixed sizes)."""
 
     @property
     def ort_graph(self) -> str:
@@ -147,8 +149,10 @@ def read_manifest(bundle: Path, *, require_complete: bool = True) -> Manifest:
         raise BundleError(f"{bundle} is not an lredit bundle (no {layout.MANIFEST}); create one with lr-export --out {bundle}")
     try:
         data = json.loads(path.read_text())
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise BundleError(f"{path} is not valid JSON ({exc}); re-run lr-export --out {bundle}") from None
+    except RecursionError:
+        raise BundleError(f"{path} is nested too deeply to be a manifest; re-run lr-export --out {bundle}") from None
     manifest = parse_manifest(data, bundle)
     if require_complete and not manifest.complete:
         raise BundleError(f"bundle {bundle} is incomplete (an export was interrupted or failed parity): "
@@ -175,7 +179,7 @@ def parse_manifest(data: Any, bundle: Path) -> Manifest:
             precision=Precision(data.get("precision", "fp32")),
             models=_models(data["models"]),
             graphs=_frozen({name: _graph(name, entry) for name, entry in data["graphs"].items()}),
-            assets=_frozen(dict(data.get("assets", {}))),
+            assets=_frozen({str(k): _text(v) for k, v in dict(data.get("assets", {})).items()}),
             pipeline=_pipeline(data["pipeline"]),
             scheduler=_scheduler(data["scheduler"]),
             lredit_version=str(data.get("lredit_version", "")),
@@ -200,6 +204,23 @@ def _named_files(manifest: Manifest) -> list[str]:
     return names
 
 
+def _text(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _int(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _dim(value) -> int | str:
+    """A shape entry: a size or an axis symbol."""
+    return value if isinstance(value, str) else _int(value)
+
+
 def _frozen(mapping: dict) -> Mapping:
     return MappingProxyType(mapping)
 
@@ -208,7 +229,7 @@ def _tensor(row: dict) -> TensorInfo:
     return TensorInfo(
         name=str(row["name"]),
         dtype=str(row.get("dtype", "float32")),
-        shape=tuple(row["shape"]),
+        shape=tuple(_dim(d) for d in row["shape"]),
         opt_shape=tuple(int(d) for d in row.get("opt_shape", ())),
     )
 
@@ -223,11 +244,12 @@ def _graph(name: str, entry: dict) -> GraphEntry:
     return GraphEntry(
         name=name,
         file=str(entry["file"]),
-        files=_frozen({str(k): str(v) for k, v in entry["files"].items()}),
+        files=_frozen({str(k): _text(v) for k, v in entry["files"].items()}),
         precision=Precision(entry.get("precision", "fp32")),
         inputs=tuple(_tensor(t) for t in entry["inputs"]),
         outputs=tuple(_tensor(t) for t in entry["outputs"]),
-        profile=_frozen({k: _frozen({p: tuple(v) for p, v in shapes.items()}) for k, shapes in entry.get("profile", {}).items()}),
+        profile=_frozen({str(k): _frozen({str(p): tuple(_int(d) for d in v) for p, v in shapes.items()})
+                         for k, shapes in entry.get("profile", {}).items()}),
         ort_file=entry.get("ort_file"),
         engine=EngineInfo(
             file=str(engine["file"]),
@@ -240,6 +262,7 @@ def _graph(name: str, entry: dict) -> GraphEntry:
         source_key=entry.get("source_key"),
         fp32_ops=tuple(str(op) for op in entry.get("fp32_ops", ())),
         notes=str(entry.get("notes", "")),
+        dynamic_axes=tuple(str(a) for a in entry.get("dynamic_axes", {})),
     )
 
 

@@ -152,3 +152,66 @@ def test_editor_answers_map_to_timeout_and_unavailable_errors():
         with pytest.raises(RequestError) as info:
             asyncio.run(answer_within(_Response(error=error), 1.0, 3))
         assert info.value.status == 503 and info.value.retry_after == 3
+
+
+# -- issue #24: one status per kind of refusal (docs/errors.md) ------------------------------------
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _crafted_png(width: int, height: int, extra: bytes = b"") -> bytes:
+    """A PNG header claiming width x height over a tiny IDAT (no pixels are ever decoded)."""
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + extra + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + _png_chunk(b"IEND", b""))
+
+
+def _text_bomb() -> bytes:
+    """A zTXt chunk of 40 kB that inflates to 64 MB."""
+    import zlib
+
+    return _png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"\0" * (64 << 20), 9))
+
+
+@pytest.mark.parametrize(
+    "image, limit, message",
+    [
+        (_png(16, 3000), "max_aspect_ratio", "an aspect ratio of 187.5; the limit is max_aspect_ratio=16"),
+        (_crafted_png(16, 2_000_000), "max_side", "16x2000000 pixels; the longest side allowed is max_side=16384"),
+        (_crafted_png(20_000, 10_000), "max_pixels", "is too large"),  # past Pillow's own bomb limit
+        (_crafted_png(40, 30, _text_bomb()), "decompressed_size", "decompresses past Pillow's limit"),
+    ],
+)
+def test_too_large_images_of_every_kind_are_413_naming_the_limit(image, limit, message):
+    limits = Limits(max_anchors=4, max_steps=8)  # the service defaults for sizes
+    with pytest.raises(RequestError) as info:
+        _parse(image=image, limits=limits)
+    assert (info.value.status, info.value.field, info.value.limit) == (413, "image", limit)
+    assert message in info.value.message
+
+
+def test_size_limits_are_settings():
+    assert ServeConfig.from_args({"bundle": "b", "max_side": 4096, "max_aspect_ratio": 4}).limits.max_side == 4096
+    with pytest.raises(InputError, match=r"max_aspect_ratio=0.5 \(expected a number >= 1\)"):
+        ServeConfig.from_args({"bundle": "b", "max_aspect_ratio": 0.5})
+
+
+def test_a_body_cut_short_is_a_json_400_that_closes_the_connection():
+    from lredit.serve.app import _error
+    from lredit.serve.form import check_complete_body
+
+    body = b'--XX\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na cat\r\n--XX--\r\n'
+    check_complete_body(body, "multipart/form-data; boundary=XX")
+    with pytest.raises(RequestError, match="ends before its closing boundary") as info:
+        check_complete_body(body[:40], "multipart/form-data; boundary=XX")
+    response = _error(info.value)
+    assert response.status_code == 400 and response.headers["connection"] == "close"
+    assert response.headers["content-type"] == "application/json"
+    with pytest.raises(RequestError, match="without a boundary"):
+        check_complete_body(body, "multipart/form-data")

@@ -149,3 +149,20 @@ def load_reference(models: str, config: EditConfig, device="cpu", dtype=None, **
     if dtype is None:
         dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
     return reference_pipeline(load_model_set(models, config, **families), config, device=device, dtype=dtype)
+
+
+def scheduler_config_of(models: str, sd=None) -> dict | None:
+    """The scheduler config `load_reference(models, sd=sd)` would use, read without loading any
+    weights (so lr-edit checks --steps first); None when the folder cannot say (loading names why)."""
+    import json
+
+    from lredit.errors import LreditError
+    from lredit.export.models import SD15_SCHEDULER
+
+    try:
+        sources = ModelSources.parse(models, **({"sd": sd} if sd is not None else {}))
+        if sources.preset is not None:
+            return dict(SD15_SCHEDULER)
+        return json.loads((sources.folder("sd") / "scheduler" / "scheduler_config.json").read_text())
+    except (LreditError, OSError, ValueError, RecursionError):
+        return None
