@@ -53,8 +53,12 @@ EditConfig config_from_options(const lredit_options& o) {
   c.scheduler = names[o.scheduler];
   c.seed = o.seed;
   c.paste_back = o.paste_back != 0;
-  require(o.region_mode >= LREDIT_REGION_RGN && o.region_mode <= LREDIT_REGION_DEFAULT, "options.region_mode is not an lredit_region_mode value");
-  if (o.region_mode != LREDIT_REGION_DEFAULT) c.regions = static_cast<RegionMode>(o.region_mode);
+  // A C caller may store any int in the enum field; read it as one (loading it as the C++ enum is UB).
+  int32_t mode = 0;
+  static_assert(sizeof(mode) == sizeof(o.region_mode), "lredit_region_mode is int-sized");
+  std::memcpy(&mode, &o.region_mode, sizeof(mode));
+  require(mode >= LREDIT_REGION_RGN && mode <= LREDIT_REGION_DEFAULT, "options.region_mode is not an lredit_region_mode value");
+  if (mode != LREDIT_REGION_DEFAULT) c.regions = static_cast<RegionMode>(mode);
   c.prune = o.prune != 0;
   require(o.num_prune_fractions >= 0 && o.num_prune_fractions <= LREDIT_MAX_PRUNE_FRACTIONS,
           "options.num_prune_fractions is outside 0..LREDIT_MAX_PRUNE_FRACTIONS");

@@ -1,6 +1,7 @@
 // The C ABI's failure paths: each gives an error code and a one-line message from
 // lredit_last_error, and nothing crashes (the sanitizer build runs this too). Then one good edit
 // through a C runner table gives Python's chosen candidate.
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -125,7 +126,8 @@ void edit_errors(const std::string& bundle) {
   CHECK_MSG(contains(lredit_last_error(), "region mode 'learn' is not in the C++ host") && contains(lredit_last_error(), "lr-train-rgn"),
             lredit_last_error());
   lredit_options_default(&o);
-  o.region_mode = static_cast<lredit_region_mode>(7);
+  const int32_t bad_mode = 7;  // as a C caller could store it
+  std::memcpy(&o.region_mode, &bad_mode, sizeof(bad_mode));
   CHECK(lredit_edit(ed, rgb.data(), 64, 64, 0, "a cat", &o, &res) == LREDIT_ERROR_INVALID_ARGUMENT &&
         contains(lredit_last_error(), "not an lredit_region_mode value"));
   lredit_options_default(&o);
