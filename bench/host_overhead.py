@@ -1,13 +1,15 @@
 """Host overhead per edit, graph time excluded: the Python runtime against the C++ host.
 
 Both replay one recorded edit (`lr-edit --dump-graph-io`; made here at K=9, 50 steps on the tiny
-bundle when --dump is not given) from memory, so no graph runs: Python through
+bundle when --dump is not given, in region mode --regions: search, the default without an RGN
+checkpoint, pruned unless --no-prune; or rgn) from memory, so no graph runs: Python through
 `graph_io.ReplaySession`s in the ONNX Runtime pipeline, C++ through its ReplayRunner
 (cpp/examples/bench_host.cpp). Host time = edit time - time inside the sessions, as wall
 time and as process CPU time (the steadier figure on a machine shared with other work). Python
 is timed by bench.timing.measure; the C++ binary runs the same warm-up/runs loop itself.
 
-    python -m lredit.bench.host_overhead --bundle B --cpp-bench BUILD/lredit_bench_host [--dump D] [--json OUT]
+    python -m lredit.bench.host_overhead --bundle B --cpp-bench BUILD/lredit_bench_host [--dump D]
+        [--regions search|rgn] [--no-prune] [--json OUT]
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ class _TimedSession:
 
 def _edit_settings(index: dict) -> dict:
     c = index["config"]
-    settings = {k: c[k] for k in ("anchors", "steps", "seed", "scheduler", "guidance", "paste_back", "anchor_spacing") if k in c}
-    return {**settings, "regions": c.get("regions") or "rgn"}  # the C++ host's region mode
+    keys = ("anchors", "steps", "seed", "scheduler", "guidance", "paste_back", "anchor_spacing", "prune", "prune_fractions",
+            "prune_keep", "max_unet_batch")
+    settings = {k: c[k] for k in keys if k in c}
+    return {**settings, "regions": c.get("regions") or "search"}  # the recorded mode (the default: search)
 
 
 def python_host(bundle: Path, dump: Path, runs: int, warmup: int) -> dict:
@@ -72,7 +76,7 @@ def python_host(bundle: Path, dump: Path, runs: int, warmup: int) -> dict:
             s.cursor = 0
         clock["wall"] = clock["cpu"] = 0.0
         cpu = time.process_time()
-        chosen.append(pipeline.edit(image, index["prompt"], **settings).chosen)
+        chosen.append(pipeline.edit(image, index["prompt"], index.get("source_caption"), **settings).chosen)
         return {"graph": clock["wall"] * 1000.0, "host_cpu": (time.process_time() - cpu - clock["cpu"]) * 1000.0}
 
     m = measure(run_once, runs=runs, warmup=warmup)
@@ -95,6 +99,8 @@ def main(argv=None) -> int:
     p.add_argument("--dump", type=Path, help="a graph-io recording; made at K=9, 50 steps when missing")
     p.add_argument("--anchors", type=int, default=9)
     p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--regions", choices=("search", "rgn"), default="search", help="region mode of the recorded edit")
+    p.add_argument("--no-prune", action="store_true", help="search: the exact search (every pair to the end)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--json", type=Path, help="write the record here")
@@ -103,9 +109,10 @@ def main(argv=None) -> int:
     if dump is None or not (dump / "index.json").exists():
         from lredit.engine.frontends.editor import Editor
 
-        dump = dump or Path(f"host_overhead_dump_k{args.anchors}_s{args.steps}")
+        mode = args.regions + ("_exact" if args.regions == "search" and args.no_prune else "")
+        dump = dump or Path(f"host_overhead_dump_{mode}_k{args.anchors}_s{args.steps}")
         record_edit(Editor.from_bundle(args.bundle).pipeline, IMAGE, PROMPT, dump, anchors=args.anchors, steps=args.steps,
-                    regions="rgn")
+                    regions=args.regions, prune=not args.no_prune)
     py = python_host(args.bundle, dump, args.runs, args.warmup)
     cpp = cpp_host(args.cpp_bench, args.bundle, dump, args.runs, args.warmup)
     if py["chosen"] != cpp["chosen"]:

@@ -18,13 +18,21 @@ namespace {
 
 const char* kUsage =
     "usage: lredit_edit BUNDLE IMAGE.png PROMPT OUT_DIR [--replay DUMP] [--ort] [--trt] [--anchors K] [--steps N]\n"
-    "       [--seed S] [--guidance G] [--scheduler model|pndm|ddim|euler|dpmpp_2m] [--paste-back] [--overwrite]\n";
+    "       [--seed S] [--guidance G] [--scheduler model|pndm|ddim|euler|dpmpp_2m] [--paste-back] [--overwrite]\n"
+    "       [--regions rgn|search] [--no-prune] [--source-caption TEXT] [--max-unet-batch N]\n";
 
 struct Args {
   std::string bundle, image, prompt, out, replay, runner = "replay";
   EditConfig config;
   bool overwrite = false;
 };
+
+RegionMode parse_regions(const std::string& v) {
+  if (v == "rgn") return RegionMode::rgn;
+  if (v == "search") return RegionMode::search;
+  if (v == "learn") return RegionMode::learn;  // refused by the pipeline, with what to do instead
+  throw Error(Status::invalid_argument, "--regions " + v + ": expected rgn, search or learn\n" + kUsage);
+}
 
 Args parse(int argc, char** argv) {
   Args a;
@@ -54,6 +62,10 @@ Args parse(int argc, char** argv) {
     else if (arg == "--scheduler") a.config.scheduler = value();
     else if (arg == "--paste-back") a.config.paste_back = true;
     else if (arg == "--overwrite") a.overwrite = true;
+    else if (arg == "--regions") a.config.regions = parse_regions(value());
+    else if (arg == "--no-prune") a.config.prune = false;
+    else if (arg == "--source-caption") a.config.source_caption = value();
+    else if (arg == "--max-unet-batch") a.config.max_unet_batch = static_cast<int>(number(value()));
     else if (arg.rfind("--", 0) == 0) throw Error(Status::invalid_argument, "unknown option " + arg + "\n" + kUsage);
     else positional.push_back(arg);
   }

@@ -10,6 +10,7 @@
 
 #include "errors.h"
 #include "pipeline.h"
+#include "regions.h"
 #include "replay_runner.h"
 #include "report.h"
 
@@ -76,6 +77,12 @@ class PyRunner : public Runner {
   nb::callable fn_;
 };
 
+RegionMode parse_mode(const std::string& name) {
+  for (RegionMode m : {RegionMode::rgn, RegionMode::search, RegionMode::learn})
+    if (name == mode_name(m)) return m;
+  throw Error(Status::invalid_argument, "regions='" + name + "' (expected rgn, search or learn)");
+}
+
 class PyEditor {
  public:
   PyEditor(const std::string& bundle, nb::callable run, bool verify)
@@ -83,13 +90,18 @@ class PyEditor {
         pipeline_(bundle_, std::make_shared<PyRunner>(std::move(run))) {}
 
   nb::dict edit(nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu> image, const std::string& prompt, int anchors,
-                int steps, float guidance, const std::string& scheduler, uint64_t seed, bool paste_back) {
+                int steps, float guidance, const std::string& scheduler, uint64_t seed, bool paste_back,
+                const std::optional<std::string>& regions, bool prune, const std::string& source_caption, int max_unet_batch) {
     if (image.shape(2) != 3) throw Error(Status::invalid_argument, "image must be [H, W, 3] uint8");
     Image img{static_cast<int>(image.shape(1)), static_cast<int>(image.shape(0)), 3,
               std::vector<uint8_t>(image.data(), image.data() + image.size())};
     EditConfig cfg;
     cfg.anchors = anchors, cfg.steps = steps, cfg.guidance = guidance, cfg.scheduler = scheduler, cfg.seed = seed;
     cfg.paste_back = paste_back;
+    if (regions) cfg.regions = parse_mode(*regions);
+    cfg.prune = prune;
+    cfg.source_caption = source_caption;
+    cfg.max_unet_batch = max_unet_batch;
     const EditResult r = pipeline_.edit(img, prompt, cfg);
     nb::dict out;
     const int64_t k = static_cast<int64_t>(r.candidates.size()), s = r.source.width;
@@ -107,6 +119,7 @@ class PyEditor {
     out["score"] = to_numpy<double>(r.scores.score, {k});
     out["t2i"] = to_numpy<double>(r.scores.t2i, {k});
     out["report"] = build_report(r, *bundle_, "<array>", "cpp/python").dump();
+    out["regions"] = r.regions.to_json().dump();
     return out;
   }
 
@@ -123,6 +136,7 @@ NB_MODULE(lredit_host, m) {
   nb::class_<PyEditor>(m, "Editor")
       .def(nb::init<const std::string&, nb::callable, bool>(), nb::arg("bundle"), nb::arg("run"), nb::arg("verify") = true)
       .def("edit", &PyEditor::edit, nb::arg("image"), nb::arg("prompt"), nb::arg("anchors") = 9, nb::arg("steps") = 50,
-           nb::arg("guidance") = 7.5f, nb::arg("scheduler") = "model", nb::arg("seed") = 0, nb::arg("paste_back") = false);
+           nb::arg("guidance") = 7.5f, nb::arg("scheduler") = "model", nb::arg("seed") = 0, nb::arg("paste_back") = false,
+           nb::arg("regions") = nb::none(), nb::arg("prune") = true, nb::arg("source_caption") = "", nb::arg("max_unet_batch") = 0);
   m.def("version", [] { return std::string(lredit_version()); });
 }

@@ -116,6 +116,27 @@ void verify_files(const std::string& bundle, const ojson& files) {
   }
 }
 
+std::map<std::string, int64_t> profile_batch_limits(const ojson& graphs) {
+  std::map<std::string, int64_t> limits;
+  for (const auto& [name, entry] : graphs.items()) {
+    std::vector<int64_t> maxima, mins;
+    const ojson profile = entry.value("profile", ojson::object());  // a local: items() refers to it
+    for (const auto& [input, shape] : profile.items()) {
+      if (shape.contains("max") && !shape["max"].empty()) maxima.push_back(shape["max"][0].get<int64_t>());
+      if (shape.contains("min") && !shape["min"].empty()) mins.push_back(shape["min"][0].get<int64_t>());
+    }
+    if (!maxima.empty() && maxima != mins) limits[name] = *std::min_element(maxima.begin(), maxima.end());
+  }
+  return limits;
+}
+
+bool has_output(const ojson& entry, const std::string& name) {
+  const ojson outputs = entry.value("outputs", ojson::array());
+  for (const auto& out : outputs)
+    if (out.value("name", std::string()) == name) return true;
+  return false;
+}
+
 Geometry read_geometry(const ojson& pipe) {
   Geometry g;
   g.working_size = pipe.at("working_size").get<int>();
@@ -141,12 +162,17 @@ Bundle open_bundle(const std::string& dir, bool verify) {
     b.scheduler_config = b.manifest.at("scheduler").at("config");
     b.alphas_cumprod = b.manifest.at("scheduler").at("alphas_cumprod").get<std::vector<float>>();
     b.random_weights = b.manifest.at("models").value("random_weights", false);
+    const ojson families = b.manifest.at("models").value("families", ojson::object());
+    const ojson rgn = families.value("rgn", ojson("seeded"));
+    b.has_rgn_checkpoint = (rgn.is_string() ? rgn.get<std::string>() : rgn.dump()).rfind("seeded", 0) != 0;
+    b.batch_limits = profile_batch_limits(b.manifest.at("graphs"));
     confine_all(b.dir, b.manifest);
   } catch (const ojson::exception& exc) {
     throw Error(Status::bundle, "bundle " + b.dir + ": malformed manifest (" + exc.what() + "); re-run lr-export --out " + b.dir);
   }
   require_complete(b.dir, b.manifest);
   require_graphs(b.dir, b.manifest);
+  b.clip_vision_tokens = has_output(b.manifest["graphs"]["clip_vision"], "tokens");
   if (verify) {
     for (const auto& name : kGraphNames) verify_files(b.dir, b.manifest.at("graphs").at(name).at("files"));
     verify_files(b.dir, b.manifest.at("assets"));

@@ -41,6 +41,11 @@ struct Bundle {
   Tensor projection_weight;  // [c, d]
   Tensor projection_bias;    // [c]
   bool random_weights = false;
+  // Graph -> largest leading-axis batch of its profile (graphs with a dynamic first axis):
+  // larger batches run in chunks (engine/ops/batching.py profile_batch_limits).
+  std::map<std::string, int64_t> batch_limits;
+  bool has_rgn_checkpoint = false;  // the RGN's weights came from a checkpoint, not the seeded initialisation
+  bool clip_vision_tokens = false;  // clip_vision has the `tokens` output region search scores with
   std::shared_ptr<const bridge::Tokenizer> clip_tokenizer;
   std::shared_ptr<const bridge::Tokenizer> sd_tokenizer;
 };

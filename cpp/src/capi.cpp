@@ -53,8 +53,19 @@ EditConfig config_from_options(const lredit_options& o) {
   c.scheduler = names[o.scheduler];
   c.seed = o.seed;
   c.paste_back = o.paste_back != 0;
-  require(o.region_mode == LREDIT_REGION_RGN || o.region_mode == LREDIT_REGION_SEARCH, "options.region_mode is not an lredit_region_mode value");
-  c.region_mode = o.region_mode == LREDIT_REGION_RGN ? RegionMode::rgn : RegionMode::search;
+  // A C caller may store any int in the enum field; read it as one (loading it as the C++ enum is UB).
+  int32_t mode = 0;
+  static_assert(sizeof(mode) == sizeof(o.region_mode), "lredit_region_mode is int-sized");
+  std::memcpy(&mode, &o.region_mode, sizeof(mode));
+  require(mode >= LREDIT_REGION_RGN && mode <= LREDIT_REGION_DEFAULT, "options.region_mode is not an lredit_region_mode value");
+  if (mode != LREDIT_REGION_DEFAULT) c.regions = static_cast<RegionMode>(mode);
+  c.prune = o.prune != 0;
+  require(o.num_prune_fractions >= 0 && o.num_prune_fractions <= LREDIT_MAX_PRUNE_FRACTIONS,
+          "options.num_prune_fractions is outside 0..LREDIT_MAX_PRUNE_FRACTIONS");
+  c.prune_fractions.assign(o.prune_fractions, o.prune_fractions + o.num_prune_fractions);
+  c.prune_keep = o.prune_keep;
+  c.max_unet_batch = o.max_unet_batch;
+  if (o.source_caption) c.source_caption = o.source_caption;
   c.distinct_anchors = o.distinct_anchors != 0;
   c.max_window = o.max_window;
   c.anchor_spacing = o.anchor_spacing;
@@ -103,7 +114,13 @@ void lredit_options_default(lredit_options* o) {
   o->scheduler = LREDIT_SCHEDULER_MODEL;
   o->seed = c.seed;
   o->paste_back = c.paste_back;
-  o->region_mode = LREDIT_REGION_RGN;
+  o->region_mode = LREDIT_REGION_DEFAULT;
+  o->prune = c.prune;
+  o->num_prune_fractions = static_cast<int32_t>(c.prune_fractions.size());
+  for (size_t i = 0; i < c.prune_fractions.size(); ++i) o->prune_fractions[i] = c.prune_fractions[i];
+  o->prune_keep = c.prune_keep;
+  o->max_unet_batch = c.max_unet_batch;
+  o->source_caption = nullptr;
   o->distinct_anchors = c.distinct_anchors;
   o->max_window = c.max_window;
   o->anchor_spacing = c.anchor_spacing;

@@ -1,10 +1,12 @@
-// The edit as numbered stages (engine/pipeline.py): validate -> 1 saliency (dino) -> 2 anchors ->
-// 3 proposals + ROI pool -> 4 RGN argmax -> 5 masks -> 6 text -> 7 VAE encode -> 8 denoise
-// (K candidates, one batch, guidance) -> 9 decode (+ paste-back) -> 10 rank.
+// The edit as numbered stages (engine/core/pipeline.py): validate -> 1 saliency (dino) -> 2 anchors
+// -> 3 proposals + ROI pool -> 4 RGN argmax -> text -> 5-9 the region mode's rows (regions.h):
+// masks, VAE encode, denoise (one row per (anchor, size) pair, guidance, chunked to the bundle's
+// profile, pruned mid-schedule in search), decode (+ paste-back) -> 10 rank the K winners.
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,7 +18,7 @@
 
 namespace lredit {
 
-enum class RegionMode { rgn, search };
+enum class RegionMode { rgn, search, learn };
 
 struct EditConfig {
   int anchors = 9;
@@ -25,7 +27,12 @@ struct EditConfig {
   std::string scheduler = "model";
   uint64_t seed = 0;
   bool paste_back = false;
-  RegionMode region_mode = RegionMode::rgn;
+  std::optional<RegionMode> regions;  // none: search without an RGN checkpoint, rgn with one (Python's default)
+  bool prune = true;                   // search: successive halving at prune_fractions; false = exact search
+  std::vector<double> prune_fractions = {0.2, 0.3, 0.6};
+  double prune_keep = 0.5;             // share of each anchor's live sizes kept at a prune
+  int max_unet_batch = 0;              // UNet rows per call at most, below the profile (0 = the profile's)
+  std::string source_caption;          // T_roi for the objective's L_dir ("" = none)
   bool distinct_anchors = true;
   int max_window = 15;
   int anchor_spacing = 4;
@@ -43,6 +50,18 @@ struct EditConfig {
   bool do_guidance() const { return guidance > 1.0f; }
 };
 
+// What report.json's `regions` holds (modes.py RegionsOutcome).
+struct RegionsOutcome {
+  RegionMode mode = RegionMode::rgn;
+  std::vector<int64_t> chosen_size;          // [K]
+  ojson losses;                              // [K][M] loss terms, null where pruned; null in rgn
+  ojson phases = ojson::array();             // step, pairs_alive, rows_run (+ the scored totals [K][M])
+  int64_t unet_rows = 0;
+  std::vector<std::vector<bool>> searched;   // [K][M] pairs inpainted (at least partly)
+  std::vector<std::string> notes;
+  ojson to_json() const;
+};
+
 struct EditResult {
   std::vector<Image> candidates;
   Image source;  // the working image (centre crop at the working size)
@@ -58,6 +77,7 @@ struct EditResult {
   std::vector<std::string> warnings;
   EditConfig config;
   std::string prompt;
+  RegionsOutcome regions;
 };
 
 class Pipeline {

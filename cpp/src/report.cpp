@@ -3,10 +3,10 @@
 #include <cmath>
 #include <algorithm>
 
+#include "regions.h"
+
 namespace lredit {
 namespace {
-
-const char* mode_name(RegionMode m) { return m == RegionMode::rgn ? "rgn" : "search"; }
 
 std::string candidate_file(size_t k) {
   std::string digits = std::to_string(k);
@@ -30,7 +30,11 @@ ojson config_report(const EditConfig& c, const Geometry& g) {
                {"negative_prompt", c.negative_prompt},
                {"seed", c.seed},
                {"paste_back", c.paste_back},
-               {"region_mode", mode_name(c.region_mode)},
+               {"regions", c.regions ? ojson(mode_name(*c.regions)) : ojson()},
+               {"prune", c.prune},
+               {"prune_fractions", c.prune_fractions},
+               {"prune_keep", c.prune_keep},
+               {"max_unet_batch", c.max_unet_batch},
                {"rank_alpha", c.rank_alpha},
                {"rank_beta", c.rank_beta},
                {"rank_softmax", c.rank_softmax},
@@ -72,7 +76,7 @@ ojson build_report(const EditResult& r, const Bundle& bundle, const std::string&
   return ojson{{"lredit_report", 1},
                {"image", image},
                {"prompt", r.prompt},
-               {"source_caption", nullptr},
+               {"source_caption", r.config.source_caption.empty() ? ojson() : ojson(r.config.source_caption)},
                {"backend", backend},
                {"models", {{"bundle", bundle.dir}, {"random_weights", bundle.random_weights}}},
                {"config", config_report(r.config, bundle.geometry)},
@@ -80,6 +84,7 @@ ojson build_report(const EditResult& r, const Bundle& bundle, const std::string&
                {"working_size", bundle.geometry.working_size},
                {"chosen", r.chosen},
                {"candidates", candidates},
+               {"regions", r.regions.to_json()},
                {"timings_ms", timings},
                {"warnings", r.warnings},
                {"versions", {{"lredit-cpp", lredit_version()}}}};

@@ -44,6 +44,17 @@ class Base : public Scheduler {
   }
   float alpha(int64_t t) const { return t >= 0 ? alphas_.at(static_cast<size_t>(t)) : final_alpha_; }
 
+ public:
+  Latents predict_x0(const Latents& eps, double timestep, const Latents& x) const override {
+    const float a_t = alpha(static_cast<int64_t>(timestep));
+    const float sb = std::pow(1.0f - a_t, 0.5f), sa = std::pow(a_t, 0.5f);
+    Latents x0(x.size());
+    for (size_t i = 0; i < x.size(); ++i) x0[i] = (x[i] - sb * eps[i]) / sa;
+    return x0;
+  }
+
+ protected:
+
   json config_;
   std::vector<float> alphas_;
   const char* name_;
@@ -125,6 +136,10 @@ class Pndm : public Base {
     const float denom = a_t * std::pow(b_prev, 0.5f) + std::pow(a_t * b_t * a_prev, 0.5f);
     const float diff = a_prev - a_t;
     for (size_t i = 0; i < n; ++i) x[i] = coeff * x[i] - diff * eps[i] / denom;
+  }
+  void select(const std::vector<int64_t>& rows, size_t row_size) override {
+    for (Latents& e : ets_) e = take_rows(e, rows, row_size);
+    if (!cur_sample_.empty()) cur_sample_ = take_rows(cur_sample_, rows, row_size);
   }
 
  private:
@@ -214,6 +229,12 @@ class Euler : public SigmaBase {
     const float d = std::pow(std::pow(s, 2.0f) + 1.0f, 0.5f);
     for (float& v : x) v = v / d;
   }
+  Latents predict_x0(const Latents& eps, double timestep, const Latents& x) const override {
+    const float s = sigmas_[index(timestep)];
+    Latents x0(x.size());
+    for (size_t j = 0; j < x.size(); ++j) x0[j] = x[j] - s * eps[j];
+    return x0;
+  }
   void step(const Latents& eps, double timestep, Latents& x) override {
     const size_t i = index(timestep);
     const float s = sigmas_[i], dt = sigmas_[i + 1] - s;
@@ -282,6 +303,16 @@ class DpmSolver : public SigmaBase {
     previous_ = std::move(x0);
     lower_order_nums_ = std::min(lower_order_nums_ + 1, 2);
   }
+  Latents predict_x0(const Latents& eps, double timestep, const Latents& x) const override {
+    float alpha, sigma, lambda;
+    asl(sigmas_[index(timestep)], alpha, sigma, lambda);
+    Latents x0(x.size());
+    for (size_t j = 0; j < x.size(); ++j) x0[j] = (x[j] - sigma * eps[j]) / alpha;
+    return x0;
+  }
+  void select(const std::vector<int64_t>& rows, size_t row_size) override {
+    if (!previous_.empty()) previous_ = take_rows(previous_, rows, row_size);
+  }
 
  private:
   static void asl(float sigma, float& alpha, float& sigma_t, float& lambda) {
@@ -296,6 +327,18 @@ class DpmSolver : public SigmaBase {
 }  // namespace
 
 void Scheduler::scale_model_input(Latents&, double) const {}
+
+void Scheduler::select(const std::vector<int64_t>&, size_t) {}
+
+Latents take_rows(const Latents& x, const std::vector<int64_t>& rows, size_t row_size) {
+  Latents out;
+  out.reserve(rows.size() * row_size);
+  for (int64_t r : rows) {
+    if (r < 0 || static_cast<size_t>(r + 1) * row_size > x.size()) throw Error(Status::internal, "row " + std::to_string(r) + " is outside the batch");
+    out.insert(out.end(), x.begin() + static_cast<std::ptrdiff_t>(r * row_size), x.begin() + static_cast<std::ptrdiff_t>((r + 1) * row_size));
+  }
+  return out;
+}
 
 std::unique_ptr<Scheduler> make_scheduler(const std::string& name, const json& config, const std::vector<float>& alphas) {
   std::string cls;

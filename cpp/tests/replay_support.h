@@ -19,10 +19,17 @@ inline Image recorded_image(const std::string& dump, const nlohmann::ordered_jso
 inline EditConfig recorded_config(const nlohmann::ordered_json& index) {
   const auto& c = index.at("config");
   if (!c.value("inpaint_original", true) || c.value("rgn_sampling", std::string("argmax")) != "argmax" ||
-      (c.contains("regions") && c["regions"].is_string() && c["regions"].get<std::string>() != "rgn"))
-    throw std::runtime_error("the recorded edit uses inpaint_original=False, Gumbel sampling or a region mode other than rgn, "
+      (c.contains("regions") && c["regions"].is_string() && c["regions"].get<std::string>() == "learn"))
+    throw std::runtime_error("the recorded edit uses inpaint_original=False, Gumbel sampling or region mode learn, "
                              "which the C++ host does not have");
   EditConfig cfg;
+  if (c.contains("regions") && c["regions"].is_string())
+    cfg.regions = c["regions"].get<std::string>() == "rgn" ? RegionMode::rgn : RegionMode::search;
+  cfg.prune = c.value("prune", true);
+  cfg.prune_fractions = c.value("prune_fractions", std::vector<double>{0.2, 0.3, 0.6});
+  cfg.prune_keep = c.value("prune_keep", 0.5);
+  cfg.max_unet_batch = c.value("max_unet_batch", 0);
+  if (index.contains("source_caption") && index["source_caption"].is_string()) cfg.source_caption = index["source_caption"].get<std::string>();
   cfg.anchors = c.at("anchors").get<int>();
   cfg.steps = c.at("steps").get<int>();
   cfg.guidance = c.at("guidance").get<float>();
@@ -102,6 +109,15 @@ inline lredit_options recorded_options(const nlohmann::ordered_json& index) {
   const char* names[] = {"model", "pndm", "ddim", "euler", "dpmpp_2m"};
   for (int i = 0; i < 5; ++i)
     if (c.scheduler == names[i]) o.scheduler = static_cast<lredit_scheduler>(i);
+  o.region_mode = c.regions ? static_cast<lredit_region_mode>(*c.regions) : LREDIT_REGION_DEFAULT;
+  o.prune = c.prune;
+  o.num_prune_fractions = static_cast<int32_t>(c.prune_fractions.size());
+  for (size_t i = 0; i < c.prune_fractions.size() && i < LREDIT_MAX_PRUNE_FRACTIONS; ++i) o.prune_fractions[i] = c.prune_fractions[i];
+  o.prune_keep = c.prune_keep;
+  o.max_unet_batch = c.max_unet_batch;
+  o.source_caption = index.contains("source_caption") && index["source_caption"].is_string()
+                         ? index["source_caption"].get_ref<const std::string&>().c_str()
+                         : nullptr;
   return o;
 }
 

@@ -1,6 +1,7 @@
 // The C ABI's failure paths: each gives an error code and a one-line message from
 // lredit_last_error, and nothing crashes (the sanitizer build runs this too). Then one good edit
 // through a C runner table gives Python's chosen candidate.
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -8,6 +9,7 @@
 
 #include "capi.h"
 #include "replay_support.h"
+#include "bundle_copies.h"
 #include "testing.h"
 
 using namespace lredit;
@@ -31,20 +33,7 @@ int wrong_shape_run(void*, const char*, const lredit_tensor_view*, size_t, lredi
   return 0;
 }
 
-fs::path copy_bundle(const std::string& from, const std::string& name) {
-  const fs::path to = fs::temp_directory_path() / ("lredit_capi_" + std::to_string(::getpid()) + "_" + name);
-  fs::remove_all(to);
-  fs::copy(from, to, fs::copy_options::recursive);
-  return to;
-}
-
-void rewrite(const fs::path& path, const std::string& from, const std::string& to) {
-  std::string text = npy::read_file(path.string());
-  const size_t at = text.find(from);
-  CHECK_MSG(at != std::string::npos, path << " lacks " << from);
-  if (at != std::string::npos) text.replace(at, from.size(), to);
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
+fs::path copy_bundle(const std::string& from, const std::string& name) { return testing::copy_bundle(from, "lredit_capi", name); }
 
 lredit_runner dummy_table() { return lredit_runner{nullptr, fail_run, nullptr}; }
 
@@ -132,8 +121,27 @@ void edit_errors(const std::string& bundle) {
   CHECK(lredit_edit(ed, rgb.data(), 64, 64, 0, "a cat", &o, &res) == LREDIT_ERROR_INVALID_ARGUMENT);
   CHECK_MSG(contains(lredit_last_error(), "anchors=99: this bundle's graphs take at most 16 candidates"), lredit_last_error());
   lredit_options_default(&o);
-  o.region_mode = LREDIT_REGION_SEARCH;
-  CHECK(lredit_edit(ed, rgb.data(), 64, 64, 0, "a cat", &o, &res) == LREDIT_ERROR_INVALID_ARGUMENT && contains(lredit_last_error(), "search"));
+  o.region_mode = LREDIT_REGION_LEARN;  // Python-only: refused before any graph runs, saying what to do instead
+  CHECK(lredit_edit(ed, rgb.data(), 64, 64, 0, "a cat", &o, &res) == LREDIT_ERROR_INVALID_ARGUMENT);
+  CHECK_MSG(contains(lredit_last_error(), "region mode 'learn' is not in the C++ host") && contains(lredit_last_error(), "lr-train-rgn"),
+            lredit_last_error());
+  lredit_options_default(&o);
+  const int32_t bad_mode = 7;  // as a C caller could store it
+  std::memcpy(&o.region_mode, &bad_mode, sizeof(bad_mode));
+  CHECK(lredit_edit(ed, rgb.data(), 64, 64, 0, "a cat", &o, &res) == LREDIT_ERROR_INVALID_ARGUMENT &&
+        contains(lredit_last_error(), "not an lredit_region_mode value"));
+  lredit_options_default(&o);
+  o.prune_keep = 0.0;
+  o.num_prune_fractions = 2;
+  o.prune_fractions[0] = 0.6;
+  o.prune_fractions[1] = 0.3;
+  CHECK(lredit_edit(ed, rgb.data(), 64, 64, 0, "a cat", &o, &res) == LREDIT_ERROR_INVALID_ARGUMENT);
+  CHECK_MSG(contains(lredit_last_error(), "prune_fractions (expected increasing") && contains(lredit_last_error(), "prune_keep=0"),
+            lredit_last_error());
+  lredit_options_default(&o);
+  o.num_prune_fractions = 9;
+  CHECK(lredit_edit(ed, rgb.data(), 64, 64, 0, "a cat", &o, &res) == LREDIT_ERROR_INVALID_ARGUMENT &&
+        contains(lredit_last_error(), "num_prune_fractions"));
   lredit_options_default(&o);
   o.struct_size = 3;
   CHECK(lredit_edit(ed, rgb.data(), 64, 64, 0, "a cat", &o, &res) == LREDIT_ERROR_INVALID_ARGUMENT && contains(lredit_last_error(), "struct_size"));

@@ -1,6 +1,8 @@
 // Replay parity: the whole C++ edit driven by the Python runtime's recorded graph I/O. Every
 // graph input the host produces equals Python's (<= 1e-5); anchors, boxes, sizes, scores, the
-// chosen index and the candidate images are equal.
+// chosen index and the candidate images are equal; report.json's `regions` equals Python's:
+// mode, chosen sizes, searched pairs, UNet rows, notes, every phase (step, pairs alive, rows run),
+// the pairs scored at each prune and at the end (so the same pairs pruned), every loss <= 1e-5.
 #include <cmath>
 #include <map>
 
@@ -14,6 +16,46 @@ using namespace lredit::testing;
 namespace {
 
 constexpr double kTolerance = 1e-5;
+
+// Two JSON values equal, numbers within kTolerance; `where` names the first difference.
+bool close_json(const ojson& got, const ojson& want, std::string& where, const std::string& path) {
+  if (got.is_number() && want.is_number()) {
+    const double d = std::fabs(got.get<double>() - want.get<double>());
+    if (d <= kTolerance) return true;
+    where = path + ": " + got.dump() + " vs Python's " + want.dump();
+    return false;
+  }
+  if (got.type() != want.type() || got.size() != want.size()) {
+    where = path + ": " + got.dump().substr(0, 200) + " vs Python's " + want.dump().substr(0, 200);
+    return false;
+  }
+  if (got.is_array()) {
+    for (size_t i = 0; i < got.size(); ++i)
+      if (!close_json(got[i], want[i], where, path + "[" + std::to_string(i) + "]")) return false;
+    return true;
+  }
+  if (got.is_object()) {
+    for (const auto& [key, value] : want.items())
+      if (!got.contains(key) || !close_json(got[key], value, where, path + "." + key)) {
+        if (where.empty()) where = path + "." + key + " missing";
+        return false;
+      }
+    return true;
+  }
+  if (got == want) return true;
+  where = path + ": " + got.dump() + " vs Python's " + want.dump();
+  return false;
+}
+
+void check_regions(const std::string& dump, const EditResult& r, const ojson& want) {
+  std::string where;
+  CHECK_MSG(close_json(r.regions.to_json(), want, where, "regions"), dump << ": " << where);
+  int64_t scored = 0;
+  for (const auto& row : want.value("losses", ojson::array()))
+    for (const auto& v : row) scored += !v.is_null();
+  std::cout << dump << ": regions " << want["mode"].get<std::string>() << ", " << want["phases"].size() << " phases, " << scored
+            << " pairs scored to the end, " << want["unet_rows"] << " UNet rows: equal\n";
+}
 
 void check_dump(const std::string& dump, const std::shared_ptr<const Bundle>& bundle) {
   auto runner = std::make_shared<ReplayRunner>(dump);
@@ -56,6 +98,8 @@ void check_dump(const std::string& dump, const std::shared_ptr<const Bundle>& bu
   for (const Image& img : r.candidates)
     for (uint8_t v : img.pixels) differing += at < py.i64.size() && py.i64[at++] != v;
   CHECK_MSG(at == py.i64.size() && differing == 0, dump << ": " << differing << " candidate pixel values differ from Python's");
+  CHECK_MSG(want.contains("regions") && want["regions"].is_object(), dump << ": the recording has no regions (re-record it)");
+  if (want.contains("regions") && want["regions"].is_object()) check_regions(dump, r, want["regions"]);
   std::cout << dump << ": K=" << k << ", chosen " << r.chosen << ", " << runner->comparisons().size() << " graph inputs compared\n";
 }
 

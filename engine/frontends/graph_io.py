@@ -3,7 +3,8 @@
 `record_edit` runs one edit with every graph call's inputs and outputs written to a folder
 (`lr-edit --dump-graph-io DIR`): one .npy per tensor (float32, int64 or uint8, C order) and an
 `index.json` that lists the calls in order, the token ids and initial noise the edit used, its
-config and its result (anchors, boxes, sizes, scores, chosen). The C++ ReplayRunner serves the
+config and its result (anchors, boxes, sizes, scores, chosen, and report.json's `regions`: mode,
+losses, pruning phases, chosen sizes). The C++ ReplayRunner serves the
 recorded outputs and compares each input the C++ host feeds against the recorded one.
 
 `ReplaySession` is the same idea in Python: it serves a recording from memory, so that an edit's
@@ -127,6 +128,7 @@ def record_edit(pipeline: EditPipeline, image, prompt: str, out: Path, source_ca
         "format": FORMAT,
         "version": VERSION,
         "prompt": prompt,
+        "source_caption": source_caption,
         "config": cfg.to_report(),
         "image": recorder.save("image.npy", np.asarray(img, dtype=np.uint8)),
         "calls": recorder.calls,
@@ -142,6 +144,7 @@ def record_edit(pipeline: EditPipeline, image, prompt: str, out: Path, source_ca
             "score": result.scores.score.tolist(),
             "chosen": result.chosen,
             "candidates": recorder.save("candidates.npy", np.stack([np.asarray(c) for c in result.candidates])),
+            "regions": None if result.regions is None else result.regions.to_report(),
         },
         "edit_seconds": seconds,
         "graph_seconds": recorder.seconds,

@@ -66,9 +66,20 @@ typedef enum lredit_scheduler {
   LREDIT_SCHEDULER_DPMPP_2M = 4
 } lredit_scheduler;
 
-/* How boxes are chosen. The host has the RGN's argmax; region search (issue #12) is not yet in
- * the host and is refused with a message. */
-typedef enum lredit_region_mode { LREDIT_REGION_RGN = 0, LREDIT_REGION_SEARCH = 1 } lredit_region_mode;
+/* How boxes are chosen (Python's --regions). DEFAULT: search without an RGN checkpoint in the
+ * bundle, rgn with one (rgn, with a warning, where the bundle's clip_vision lacks `tokens`).
+ * RGN: the RGN's argmax, K inpaints. SEARCH: every (anchor, size) pair inpainted, each anchor
+ * keeps its lowest-loss size (L = L_clip + L_str + L_dir), pruned mid-schedule unless prune = 0.
+ * LEARN is Python-only: refused (LREDIT_ERROR_INVALID_ARGUMENT) with a message saying to train
+ * with lr-train-rgn and ship the checkpoint. */
+typedef enum lredit_region_mode {
+  LREDIT_REGION_RGN = 0,
+  LREDIT_REGION_SEARCH = 1,
+  LREDIT_REGION_LEARN = 2,
+  LREDIT_REGION_DEFAULT = 3
+} lredit_region_mode;
+
+#define LREDIT_MAX_PRUNE_FRACTIONS 8
 
 /* One edit's settings; lredit_options_default fills the engine's defaults (the authors'
  * numbers, as Python's EditConfig). Geometry (working size, half-sizes, ROI size) comes from
@@ -95,6 +106,12 @@ typedef struct lredit_options {
   int32_t rank_top_t2i;       /* winner among the top-N by t2i, default 3 (0 = all) */
   const char* prompt_template; /* NULL: "a high quality image of {prompt}." */
   const char* negative_prompt; /* NULL: "" */
+  const char* source_caption;  /* T_roi of the search objective's L_dir; NULL or "": none (L_dir left out) */
+  int32_t prune;               /* search: 1 successive halving at prune_fractions (default); 0 exact search */
+  int32_t num_prune_fractions; /* entries of prune_fractions in use (default 3: 0.2, 0.3, 0.6) */
+  double prune_fractions[LREDIT_MAX_PRUNE_FRACTIONS]; /* increasing shares of the schedule in (0, 1) */
+  double prune_keep;           /* share of each anchor's live sizes kept at a prune, in (0, 1], default 0.5 */
+  int32_t max_unet_batch;      /* UNet rows per call at most, below the bundle's profile (0 = the profile's) */
 } lredit_options;
 
 void lredit_options_default(lredit_options* options);
