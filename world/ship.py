@@ -25,7 +25,7 @@ def half_copy(source: Path, dest: Path) -> None:
     save_file({k: (v.half() if v.dtype == torch.float32 else v).contiguous() for k, v in tensors.items()}, dest)
 
 
-def ship(models: Path, dest: Path, *, command: str, metrics: dict | None = None) -> dict[str, str]:
+def ship(models: Path, dest: Path, *, command: str, metrics: dict | None = None, notes: str = "") -> dict[str, str]:
     """Copy `models` to `dest` (replacing its model files), fp16; returns {relative path: sha256}."""
     models, dest = Path(models), Path(dest)
     for old in (dest / name for name in ("dino", "clip", "sd", "judge")):
@@ -42,7 +42,8 @@ def ship(models: Path, dest: Path, *, command: str, metrics: dict | None = None)
             shutil.copyfile(source, target)
         sums[relative.as_posix()] = sha256(target)
     (dest / SUMS).write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
-    manifest = {"command": command, "precision": "float16 tensors (float32 at load)", "metrics": metrics or {}, "files": sums}
+    manifest = {"command": command, "notes": notes, "precision": "float16 tensors (float32 at load)",
+                "metrics": metrics or {}, "files": sums}
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     total = sum((dest / n).stat().st_size for n in sums)
     log.info("shipped %d files, %.1f MB, to %s", len(sums), total / 1e6, dest)

@@ -37,7 +37,7 @@ GEOMETRY = {"working_size": 128, "dino_size": 256, "steps": 20}
 """The world's edit geometry: 128 px scenes (16 x 16 latents); DINO patch 8 at the engine's default
 256 (32 x 32 cells, as the paper's ViT-B/8), so only the working size and steps differ from it."""
 RUNS = {
-    "judge": RunSpec("judge", steps=3000, lr=2e-3),
+    "judge": RunSpec("judge", steps=6000, lr=2e-3),
     "dino": RunSpec("dino", steps=600, lr=1e-3),
     "clip": RunSpec("clip", steps=1000, lr=1e-3, weight_decay=0.05),
     "vae": RunSpec("vae", steps=2500, lr=1e-3),
@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.ship:
         from .ship import ship
 
-        ship(plan.models, args.ship, command=f"lr-train-world --out {args.out} --seed {args.seed}")
+        metrics = json.loads((plan.out / "metrics.json").read_text())
+        ship(plan.models, args.ship, command=f"lr-train-world --out {args.out} --seed {args.seed}", metrics=metrics)
     return 0
 
 
