@@ -26,6 +26,10 @@ from lredit.tokenizer import ClipTokenizer
 from .rgn import RegionNetwork, load_rgn_checkpoint
 
 PRESETS = ("tiny", "full-random")
+SHIPPED = {"shapes": ("lredit.world", "weights")}
+"""Trained weights shipped as package data: preset name -> (package, folder). `shapes` = the
+world's models (world/, issue #19), a root folder like any other, with its geometry.json."""
+GEOMETRY_FILE = "geometry.json"
 RGN_CHECKPOINT_NAMES = ("rgn.pt", "rgn.pth", "rgn.safetensors")
 
 # SD 1.x inpainting scheduler (scheduler/scheduler_config.json of runwayml/stable-diffusion-inpainting).
@@ -58,15 +62,26 @@ class ModelSources:
 
     @classmethod
     def parse(cls, models: str, **overrides) -> "ModelSources":
-        """`models` is a preset name or a folder."""
+        """`models` is a random preset, a shipped preset (its package folder) or a folder."""
         if models in PRESETS:
             return cls(preset=models, **overrides)
-        root = Path(models)
+        root = shipped_folder(models) if models in SHIPPED else Path(models)
         if not root.is_dir():
             raise ModelSourceError(
-                f"--models {models!r} is neither a preset {PRESETS} nor an existing folder"
+                f"--models {models!r} is neither a preset {PRESETS + tuple(SHIPPED)} nor an existing folder"
             )
         return cls(preset=None, root=root, **overrides)
+
+    def geometry(self) -> dict:
+        """The edit geometry a root folder carries (geometry.json: working_size, dino_size, steps),
+        or {} when it has none (real weights: the engine's defaults)."""
+        path = self.root / GEOMETRY_FILE if self.root else None
+        if path is None or not path.is_file():
+            return {}
+        try:
+            return dict(json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ModelSourceError(f"cannot read {path}: {exc}") from None
 
     def folder(self, family: str) -> Path:
         override = getattr(self, family)
@@ -77,6 +92,17 @@ class ModelSources:
                 f"(pass --{family} DIR or --models with a folder holding {family}/)"
             )
         return Path(path)
+
+
+def shipped_folder(name: str) -> Path:
+    """The package folder of a shipped preset (editable or regular install alike)."""
+    from importlib.resources import files
+
+    package, folder = SHIPPED[name]
+    path = Path(str(files(package) / folder))
+    if not (path / "dino").is_dir():
+        raise ModelSourceError(f"--models {name}: its weights are not installed (expected {path}/dino, clip, sd)")
+    return path
 
 
 @dataclass

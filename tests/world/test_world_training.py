@@ -1,0 +1,79 @@
+"""World training: a stopped run resumes to the same weights; the fast saliency path is the engine's."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from lredit.world import judge, train_dino
+from lredit.world.data import ScenePool
+from lredit.world.training import RunSpec, checkpoint_path, train
+
+
+class Killed(Exception):
+    """Stands for the session ending mid-run."""
+
+
+def test_a_stopped_run_resumes_to_the_same_weights(tmp_path):
+    pool = ScenePool(12)
+    spec = RunSpec("judge", steps=4, lr=1e-3, checkpoint_every=1, warmup=2)
+
+    torch.manual_seed(0)
+    straight = judge.Judge(8)
+    train(spec, straight, judge.JudgeObjective(pool, straight, batch=4), tmp_path / "a", progress=False)
+
+    torch.manual_seed(0)
+    stopped = judge.Judge(8)
+    objective = judge.JudgeObjective(pool, stopped, batch=4)
+
+    def dies_at_step_2(rng):
+        if rng.step == 2:
+            raise Killed
+        return objective(rng)
+
+    with pytest.raises(Killed):
+        train(spec, stopped, dies_at_step_2, tmp_path / "b", progress=False)
+    assert torch.load(checkpoint_path(tmp_path / "b", "judge"), weights_only=False)["step"] == 2
+
+    torch.manual_seed(1)  # a new session: different initial weights, overwritten by the checkpoint
+    resumed = judge.Judge(8)
+    result = train(spec, resumed, judge.JudgeObjective(pool, resumed, batch=4), tmp_path / "b", progress=False)
+    assert result["steps"] == 4
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path):
+    pool = ScenePool(8)
+    model = judge.Judge(8)
+    spec = RunSpec("judge", steps=2, lr=1e-3, checkpoint_every=1, warmup=1)
+    train(spec, model, judge.JudgeObjective(pool, model, batch=4), tmp_path, progress=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def must_not_run(rng):
+        raise AssertionError("a finished run trained again")
+
+    train(replace(spec), model, must_not_run, tmp_path, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_the_trained_saliency_row_is_the_engines_saliency():
+    torch.manual_seed(0)
+    model = train_dino.build_dino(64, 2)  # 32 x 32 patches, small input
+    pixels = torch.randn(2, 3, 64, 64)
+    eager = train_dino.cls_attention(model, pixels)
+    model.set_attn_implementation("sdpa")
+    row = train_dino.cls_attention_row(model, pixels)
+    assert eager.shape == (2, 1024)
+    torch.testing.assert_close(row, eager, rtol=1e-5, atol=1e-7)
+
+
+def test_saliency_target_peaks_inside_an_object():
+    from lredit.world.scenes import generate_scene
+
+    for seed in range(10):
+        scene = generate_scene(seed)
+        target = train_dino.saliency_target(scene)
+        assert target.shape == (1024,) and abs(target.sum() - 1) < 1e-9
+        r, c = divmod(int(target.argmax()), 32)
+        assert any(o.mask[r * 4:(r + 1) * 4, c * 4:(c + 1) * 4].any() for o in scene.objects)
