@@ -1,3 +1,4 @@
+import os
 import sys
 import types
 
@@ -6,6 +7,12 @@ import pytest
 from PIL import Image
 
 from lredit.config import EditConfig
+
+# `python -m pytest` puts the checkout root on sys.path, where the top-level `kernels/` folder
+# (installed as lredit.kernels) shadows Hugging Face's `kernels` package, which transformers
+# imports by that bare name. The tests import the installed lredit only, so the root goes.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
 
 # Small geometry for fast tests: 64 px inpainting (8x8 latents), 3 steps, 3 candidates.
 FAST = dict(working_size=64, steps=3, anchors=3)
