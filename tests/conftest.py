@@ -13,9 +13,14 @@ from lredit.config import EditConfig
 # imports by that bare name. The tests import the installed lredit only, so the root goes.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
-# The same for every Python the tests start (`python -m lredit...`, `python -c`, the GPU lease
-# script) from the checkout root: PYTHONSAFEPATH keeps their working folder off sys.path.
-os.environ["PYTHONSAFEPATH"] = "1"
+
+
+@pytest.fixture()
+def safe_path_env() -> dict:
+    """The environment for a child `python -m ...` / `python -c ...` started in the checkout root:
+    PYTHONSAFEPATH keeps that folder off its sys.path, for the reason above. (Not for `python
+    script.py`: it also drops the script's own folder, which the cpp/tools scripts import from.)"""
+    return {**os.environ, "PYTHONSAFEPATH": "1"}
 
 # Small geometry for fast tests: 64 px inpainting (8x8 latents), 3 steps, 3 candidates.
 FAST = dict(working_size=64, steps=3, anchors=3)

@@ -3,7 +3,6 @@ CPU, so the day a GPU machine is lent the script is known to work; the target ve
 budget rule on set inputs."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RETURNED_FILES_MAX = 8  # the device tool brings back at most 8 files from $OUT
 
 
-def test_dry_run_writes_the_files_the_lease_brings_back(tmp_path):
+def test_dry_run_writes_the_files_the_lease_brings_back(tmp_path, safe_path_env):
     out = tmp_path / "out"
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_lease.sh"), "run", "--dry-run", "--out", str(out),
                            "--work", str(tmp_path / "work")],
-                          capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable}, timeout=600)
+                          capture_output=True, text=True, env={**safe_path_env, "PYTHON": sys.executable}, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     files = {p.name for p in out.iterdir()}
     assert files == {"summary.md", "results.json", "results.md", "results.png", "tests.log", "lease.log"}

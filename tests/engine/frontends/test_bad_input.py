@@ -178,20 +178,22 @@ PEAK_OF_CHILD = (
 )
 
 
-def _lr_edit_peak_kb(image: Path, out: Path) -> int:
+def _lr_edit_peak_kb(image: Path, out: Path, env: dict) -> int:
     edit = [sys.executable, "-m", "lredit.engine.frontends.cli", str(image), "a cat", "--out", str(out), *FAST]
-    done = subprocess.run([sys.executable, "-c", PEAK_OF_CHILD, *edit], capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", PEAK_OF_CHILD, *edit], capture_output=True, text=True, timeout=600,
+                          env=env)
     assert done.returncode == 0, done.stderr
     return int(done.stdout.split()[-1])
 
 
-def test_a_sliver_is_cropped_before_it_is_resized(tmp_path):
+def test_a_sliver_is_cropped_before_it_is_resized(tmp_path, safe_path_env):
     """A 16 x 80,000 PNG: lr-edit peaks within 100 MB of a 64 x 64 image's run (it peaked at
     1.5 GB: the short side was upscaled to 256 for DINO before the centre crop)."""
     sliver, small = tmp_path / "sliver.png", tmp_path / "small.png"
     Image.new("RGB", (16, 80_000), (90, 120, 30)).save(sliver)
     Image.new("RGB", (64, 64), (90, 120, 30)).save(small)
-    peak, base = _lr_edit_peak_kb(sliver, tmp_path / "a"), _lr_edit_peak_kb(small, tmp_path / "b")
+    peak, base = (_lr_edit_peak_kb(sliver, tmp_path / "a", safe_path_env),
+                  _lr_edit_peak_kb(small, tmp_path / "b", safe_path_env))
     assert peak - base < 100_000, (peak, base)
     crop = images.square_crop(images.load_image(sliver), 512)
     assert crop.size == (512, 512) and crop.getpixel((256, 256)) == (90, 120, 30)
