@@ -35,12 +35,21 @@ def main(argv=None) -> int:
     return run_cli("lr-export", lambda: _export(args), interrupted="the bundle is marked incomplete; re-run to finish it")
 
 
+def export_settings(models: str, working_size: int | None):
+    """The geometry the graphs are built for: --working-size, else what the models folder's
+    geometry.json carries (the shapes world: 128 px), else EditConfig's."""
+    from .models import ModelSources
+    from .specs import ExportSettings
+
+    carried = {k: v for k, v in ModelSources.parse(models).geometry().items() if k in ("working_size", "dino_size")}
+    return ExportSettings(**{**carried, **({"working_size": working_size} if working_size is not None else {})})
+
+
 def _export(args) -> int:
     """lr-export's work, argparse namespace in; LreditErrors go to run_cli."""
     from .exporter import ExportConfig, check_export_config, run_export
-    from .specs import ExportSettings
 
-    settings = ExportSettings(**({"working_size": args.working_size} if args.working_size is not None else {}))
+    settings = export_settings(args.models, args.working_size)
     cfg = ExportConfig(
         out=args.out,
         models=args.models,

@@ -73,7 +73,8 @@ class ModelSources:
         return cls(preset=None, root=root, **overrides)
 
     def geometry(self) -> dict:
-        """The edit geometry a root folder carries (geometry.json: working_size, dino_size, steps),
+        """The edit settings a root folder carries (geometry.json: working_size, dino_size, steps,
+        and any other EditConfig field the models were tuned with, e.g. paste_back),
         or {} when it has none (real weights: the engine's defaults)."""
         path = self.root / GEOMETRY_FILE if self.root else None
         if path is None or not path.is_file():

@@ -13,6 +13,7 @@ CLIP graphs, not the pipeline.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -20,7 +21,7 @@ from typing import Callable, Mapping
 import numpy as np
 from PIL import Image
 
-from lredit.config import EditConfig, RegionMode
+from lredit.config import ANCHOR_POOL, EditConfig, RegionMode
 from lredit.engine.core.denoise import DenoiseRows, RowDenoiser
 from lredit.engine.core.sessions import GraphSession, Scheduler
 from lredit.engine.core.staged import Prepared, RequestInpainter, StagedRows
@@ -29,16 +30,17 @@ from lredit.engine.ops import images as image_ops
 from lredit.engine.ops.arrays import array_module, check_finite, on_device, to_host
 from lredit.engine.ops.batching import run_in_chunks, tightest
 from lredit.engine.ops.noise import initial_noise
+from lredit.engine.ops.objective import cosine
 from lredit.engine.ops.ranking import RankScores, rank_candidates
 from lredit.engine.ops.timing import StageTimer
 from lredit.engine.regions import modes as regions
 from lredit.engine.regions.interface import ClipModels, Inpainted, PruneHook, RegionJob
 from lredit.engine.regions.outcome import ChosenRegions, RegionsOutcome
-from lredit.engine.regions.scorer import scoring_unavailable
+from lredit.engine.regions.scorer import ClipScorer, scoring_unavailable
 from lredit.errors import InputError
 from lredit.graphs import Outputs
 from lredit.kernels import roi_pool_ref
-from lredit.kernels.geometry import box_masks, cells_to_pixels
+from lredit.kernels.geometry import box_masks, cells_to_pixels, proposal_boxes
 from lredit.rgn_checkpoint import RgnParams
 from lredit.tokenizer import ClipTokenizer
 
@@ -186,6 +188,8 @@ class EditPipeline:
             tokens, saliency, grid = self._saliency(dino_in)
         with timer.stage("anchors"):
             anchors = self._anchors(saliency, grid, cfg)
+            if cfg.anchor_source != "dino":
+                anchors = self._caption_anchors(img, saliency, grid, source_caption, cfg, warnings, anchors)
         with timer.stage("roi_pool"):
             pooled, boxes = self._pool(tokens, grid, anchors, cfg)
         with timer.stage("rgn"):
@@ -202,6 +206,8 @@ class EditPipeline:
             candidates = [Image.fromarray(x) for x in chosen.images]
             source = Image.fromarray(image_ops.to_uint8(chosen.work))
             scores = self._rank(candidates, source, prep.prompt, cfg)
+            if cfg.final_pick == "objective":
+                scores = self._pick_by_objective(scores, chosen.images, chosen.work, prep)
         return EditResult(
             image=candidates[scores.chosen],
             candidates=candidates,
@@ -276,6 +282,30 @@ class EditPipeline:
         return anchor_ops.select_anchors(
             values, grid, cfg.anchors, distinct=cfg.distinct_anchors, margin=cfg.max_window, spacing=cfg.anchor_spacing
         )
+
+    def _caption_anchors(self, img: Image.Image, saliency: np.ndarray, grid, caption: str | None, cfg: EditConfig,
+                         warnings: list[str], dino_anchors: np.ndarray) -> np.ndarray:
+        """anchor_source caption/both: the ANCHOR_POOL * K most salient spaced patches, each scored
+        by CLIP's cosine between the caption and a crop around it (the two smallest boxes, the
+        better of the two: an object fills one of them), re-ordered (ops.anchors.caption_order)."""
+        if not (caption and caption.strip()):
+            warnings.append(f"anchor_source={cfg.anchor_source!r} needs a source caption: the anchors are DINO's")
+            return dino_anchors
+        if not cfg.distinct_anchors:
+            warnings.append(f"anchor_source={cfg.anchor_source!r} applies to distinct anchors only: the anchors are DINO's")
+            return dino_anchors
+        rows, cols = grid
+        pool = anchor_ops.select_anchors(anchor_ops.cumulative_saliency(saliency), grid, min(ANCHOR_POOL * cfg.anchors, rows * cols),
+                                         distinct=True, margin=cfg.max_window, spacing=cfg.anchor_spacing)
+        sizes = cfg.half_sizes[:2]
+        boxes = cells_to_pixels(proposal_boxes(pool, sizes, grid, fix_axes=cfg.fix_anchor_axes).reshape(-1, 4), grid, cfg.dino_size)
+        seen = np.asarray(image_ops.square_crop(img, cfg.dino_size))
+        crops = [Image.fromarray(seen[y1:y2 + 1, x1:x2 + 1]) for x1, y1, x2, y2 in boxes.astype(np.int64)]
+        embeds = self.run_chunked("clip_vision", pixels=image_ops.clip_pixels(crops, self.assets.clip_image_size))
+        ids = self.assets.clip_tokenizer.encode(cfg.prompt_template.format(prompt=caption.strip())).ids
+        text = self.run_graph("clip_text", input_ids=ids[None])[Outputs.TEXT_EMBEDS][0]
+        relevance = cosine(embeds[Outputs.IMAGE_EMBEDS], text).reshape(len(pool), len(sizes)).max(axis=1)
+        return pool[anchor_ops.caption_order(relevance, cfg.anchor_source)[: cfg.anchors]]
 
     def _pool(self, tokens: np.ndarray, grid, anchors: np.ndarray, cfg: EditConfig):
         """Proposal boxes of every (anchor, size) and their pooled features, in one call: the
@@ -389,6 +419,12 @@ class EditPipeline:
             softmax=cfg.rank_softmax,
             top_t2i=cfg.rank_top_t2i,
         )
+
+    def _pick_by_objective(self, scores: RankScores, images: np.ndarray, work: np.ndarray, prep: Prepared) -> RankScores:
+        """The candidate with the lowest region loss L (the scorer region search uses) wins."""
+        scorer = ClipScorer(self.clip_models(), prep.prompt, prep.source_caption, prep.config.prompt_template)
+        total = scorer(None, np.asarray(images), work).total
+        return dataclasses.replace(scores, chosen=int(np.argmin(total)), objective=total)
 
     # -- helpers -------------------------------------------------------------------------
     def run_chunked(self, graph: str, *, keep_on_device: bool = False, **feeds) -> dict:

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lredit.cli import run_cli
-from lredit.config import COMPAT_PRESETS, REGION_MODES, RGN_SAMPLING, SCHEDULERS, Backend, EditConfig, RegionMode, ort_providers
+from lredit.config import (
+    ANCHOR_SOURCES,
+    COMPAT_PRESETS,
+    FINAL_PICKS,
+    REGION_MODES,
+    RGN_SAMPLING,
+    SCHEDULERS,
+    Backend,
+    EditConfig,
+    RegionMode,
+    ort_providers,
+)
 from lredit.errors import InputError
 
 
@@ -94,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--working-size", type=int, help="inpainting resolution (default 512)")
     e.add_argument("--rgn-sampling", choices=RGN_SAMPLING)
     e.add_argument("--paste-back", action="store_true", default=None, help="keep pixels outside the box exactly")
+    e.add_argument("--anchor-source", choices=ANCHOR_SOURCES, help="dino: DINO saliency (default); caption: salient "
+                   "patches re-ordered by CLIP's match of a crop to --source-caption; both: by both ranks")
+    e.add_argument("--final-pick", choices=FINAL_PICKS, help="rank: CLIP ranking of the K candidates (default); "
+                   "objective: the lowest region loss L")
     e.add_argument("--anchor-spacing", type=int, help="minimum distance in cells between anchors (engine 4, authors 0)")
     r = p.add_argument_group("regions (how each anchor's box size is chosen)")
     r.add_argument("--regions", choices=REGION_MODES,
@@ -113,6 +128,17 @@ def _fractions(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of fractions, e.g. 0.3,0.6") from None
 
 
+def models_geometry(models: str, bundle: Path | None) -> dict:
+    """The settings a models folder carries (geometry.json; the `shapes` world: 128 px, 20 steps,
+    paste-back, the pick by the objective), under what the command line gives; none with a bundle,
+    whose manifest rules."""
+    if bundle is not None:
+        return {}
+    from lredit.engine.runtimes.reference.torch_backend import models_settings
+
+    return models_settings(models)
+
+
 def parse(argv=None) -> tuple[RunOptions, EditConfig]:
     args = build_parser().parse_args(argv)
     overrides = {
@@ -127,6 +153,8 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
             ("working_size", args.working_size),
             ("rgn_sampling", args.rgn_sampling),
             ("paste_back", args.paste_back),
+            ("final_pick", args.final_pick),
+            ("anchor_source", args.anchor_source),
             ("anchor_spacing", args.anchor_spacing),
             ("regions", args.regions),
             ("prune", False if args.no_prune else None),
@@ -135,7 +163,7 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         )
         if value is not None
     }
-    config = EditConfig.preset(args.compat, **overrides)
+    config = EditConfig.preset(args.compat, **{**models_geometry(args.models, args.bundle), **overrides})
     options = RunOptions(
         image=args.image,
         prompt=args.prompt,

@@ -190,6 +190,7 @@ def build_report(result: EditResult, *, image: str, backend: str, models: dict) 
                 "i2i_term": float(scores.i2i_norm[k]),
                 "score": float(scores.score[k]),
                 "eligible": bool(k in scores.eligible),
+                **({} if scores.objective is None else {"objective_loss": float(scores.objective[k])}),
                 "file": candidate_name(k),
             }
         )

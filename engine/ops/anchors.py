@@ -89,3 +89,18 @@ def spaced_picks(ranked: np.ndarray, cols: int, count: int, spacing: int) -> np.
     rest = [int(p) for p in ranked if int(p) not in chosen]
     return np.asarray(taken + rest[: count - len(taken)], dtype=np.int64)
 
+
+
+def caption_order(relevance: np.ndarray, source: str) -> np.ndarray:
+    """Order a pool of anchors (given most salient first) for anchor_source `source`: 'caption' by
+    CLIP relevance to the caption, highest first; 'both' by the sum of the saliency rank and the
+    relevance rank (ties: the more salient first). Returns indices into the pool."""
+    relevance = np.asarray(relevance, dtype=np.float64).reshape(-1)
+    by_relevance = np.argsort(-relevance, kind="stable")
+    if source == "caption":
+        return by_relevance
+    if source != "both":
+        raise InputError(f"anchor_source {source!r} has no caption order; expected 'caption' or 'both'")
+    relevance_rank = np.empty(relevance.size, dtype=np.int64)
+    relevance_rank[by_relevance] = np.arange(relevance.size)
+    return np.argsort(np.arange(relevance.size) + relevance_rank, kind="stable")

@@ -20,6 +20,9 @@ class RankScores:
     chosen: int
     eligible: np.ndarray
     """Indices allowed to win (the top-N by t2i)."""
+    objective: np.ndarray | None = None
+    """Each candidate's region loss L when the pick is by the objective (final_pick='objective'),
+    which then chose the lowest; None when the ranking chose."""
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

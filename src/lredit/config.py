@@ -17,6 +17,12 @@ from .errors import InputError
 
 COMPAT_PRESETS = ("engine", "authors")
 RGN_SAMPLING = ("argmax", "gumbel")
+FINAL_PICKS = ("rank", "objective")
+"""How the result is picked among the K candidates (EditConfig.final_pick)."""
+ANCHOR_SOURCES = ("dino", "caption", "both")
+"""Where the anchors come from (EditConfig.anchor_source)."""
+ANCHOR_POOL = 3
+"""anchor_source caption/both: the candidate pool is this many times K salient patches."""
 
 # Scheduler variants by EditConfig.scheduler name: the diffusers class and the config overrides
 # that select the variant. The numpy runtime, the torch reference and the export's tables all
@@ -128,6 +134,11 @@ class EditConfig:
     paper's plain top-K). Applies to distinct anchors; the authors' rule (distinct_anchors off)
     has none. 4 = the smallest half-size: no anchor sits inside another's smallest box,
     so no candidate is a neighbour's box moved by one cell (docs/regions.md, "Anchor spacing")."""
+    anchor_source: str = "dino"
+    """Where the K anchors come from: 'dino' = DINO's saliency alone (the paper); with a source
+    caption, 'caption' = the ANCHOR_POOL * K most salient (spaced) patches re-ordered by CLIP's
+    similarity of a crop around each to the caption, 'both' = by the sum of the two ranks
+    (docs/regions.md, "Anchors placed by the caption"). Without a caption: 'dino'."""
 
     # -- region modes (issue #12) -----------------------------------------------------------
     regions: RegionMode | None = None
@@ -176,6 +187,11 @@ class EditConfig:
     """Softmax-normalise t2i and i2i over the K candidates before weighting (the code's way)."""
     rank_top_t2i: int = 3
     """The winner is the best score among the top-N candidates by t2i (0 = all)."""
+    final_pick: str = "rank"
+    """Which of the K candidates is the result: 'rank' = the CLIP ranking above (the authors'),
+    'objective' = the lowest region loss L (the objective the sizes were chosen by; with a source
+    caption its L_dir asks that the source be replaced). The shapes world's tuning split chose
+    'objective' (bench/RESULTS.md, "World: decisions"); real weights keep 'rank' until measured."""
 
     # -- fixes of the authors' defects (False = the code's behaviour) -------------------------
     fix_anchor_axes: bool = True
@@ -297,6 +313,8 @@ class EditConfig:
         need(self.scheduler in SCHEDULERS, "scheduler", f"one of {SCHEDULERS}")
         need("{prompt}" in self.prompt_template, "prompt_template", "a string containing '{prompt}'")
         need(self.rank_top_t2i >= 0, "rank_top_t2i", ">= 0")
+        need(self.final_pick in FINAL_PICKS, "final_pick", f"one of {FINAL_PICKS}")
+        need(self.anchor_source in ANCHOR_SOURCES, "anchor_source", f"one of {ANCHOR_SOURCES}")
         need(self.compat in COMPAT_PRESETS, "compat", f"one of {COMPAT_PRESETS}")
         if problems:
             raise InputError("invalid edit config: " + "; ".join(problems))

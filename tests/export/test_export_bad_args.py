@@ -53,3 +53,12 @@ def test_a_failed_export_leaves_no_empty_folder(tmp_path, monkeypatch):
     with pytest.raises(ExportError):
         exporter.run_export(exporter.ExportConfig(out=existing, graphs=("rgn",)))
     assert existing.is_dir()  # a folder the user made is left where it was
+
+
+def test_a_models_folder_sets_the_working_size_under_the_flag():
+    from lredit.config import EditConfig
+    from lredit.export.cli import export_settings
+
+    assert export_settings("shapes", None).working_size == 128  # the world's geometry.json
+    assert export_settings("shapes", 256).working_size == 256
+    assert export_settings("tiny", None).working_size == EditConfig().working_size

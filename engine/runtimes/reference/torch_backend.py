@@ -3,6 +3,7 @@ the scheduler is diffusers' own, so the numpy pipeline around them is checked ag
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Mapping
 
 import numpy as np
@@ -149,6 +150,19 @@ def load_reference(models: str, config: EditConfig, device="cpu", dtype=None, **
     if dtype is None:
         dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
     return reference_pipeline(load_model_set(models, config, **families), config, device=device, dtype=dtype)
+
+
+def models_settings(models: str) -> dict:
+    """The EditConfig fields a models folder's geometry.json sets ({} for presets and folders
+    without one; a folder that does not exist is left for loading to name)."""
+    from lredit.errors import LreditError
+
+    try:
+        sources = ModelSources.parse(models)
+    except LreditError:
+        return {}
+    known = {f.name for f in dataclasses.fields(EditConfig)}
+    return {k: v for k, v in sources.geometry().items() if k in known}
 
 
 def scheduler_config_of(models: str, sd=None) -> dict | None:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lredit.engine.frontends.cli import main
+from lredit.config import EditConfig
+from lredit.engine.frontends.cli import main, parse
 from lredit.engine.ops import images
 from lredit.errors import InputError
 
@@ -106,6 +107,7 @@ def test_bad_images_fail_cleanly(tmp_path, capsys, case):
         (["a cat", "--steps", "0"], "steps=0"),
         (["a cat", "--working-size", "100"], "working_size=100 (expected a multiple of 8"),
         (["a cat", "--models", "/no/such/models"], "neither a preset"),
+        (["a cat", "--final-pick", "best"], "argument --final-pick: invalid choice: 'best'"),
         (["a cat", "--backend", "torch-cuda", "--precision", "fp16"], "precision fp16 needs a CUDA device"),
     ],
 )
@@ -168,3 +170,16 @@ def test_progress_bar_counts_unet_calls_from_the_start(tmp_path, capsys):
     bar = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("denoise")]
     assert bar and "0/3" in bar[0] and "3/3" in bar[-1], bar
     assert not any("/2 " in line for line in bar), bar
+
+
+def test_a_models_folder_sets_its_settings_under_the_command_line(tmp_path):
+    """geometry.json of a models folder (the shapes world's: 128 px, 20 steps, paste-back, the pick
+    by the objective) fills what the command line leaves out; a bundle's manifest rules instead."""
+    _, cfg = parse([str(EXAMPLE), "a cat", "--models", "shapes"])
+    assert (cfg.working_size, cfg.steps, cfg.paste_back, cfg.final_pick) == (128, 20, True, "objective")
+    _, cfg = parse([str(EXAMPLE), "a cat", "--models", "shapes", "--steps", "4", "--final-pick", "rank"])
+    assert (cfg.working_size, cfg.steps, cfg.final_pick) == (128, 4, "rank")
+    _, cfg = parse([str(EXAMPLE), "a cat", "--models", "shapes", "--bundle", str(tmp_path)])
+    assert (cfg.working_size, cfg.final_pick) == (EditConfig().working_size, "rank")
+    _, cfg = parse([str(EXAMPLE), "a cat", "--models", "tiny"])
+    assert cfg == EditConfig()

@@ -125,3 +125,12 @@ def test_config_spacing_engine_default_and_authors_zero():
     assert EditConfig.preset("authors").anchor_spacing == 0
     with pytest.raises(InputError, match="anchor_spacing"):
         EditConfig(anchor_spacing=-2).validated()
+
+
+def test_caption_order_by_relevance_or_by_both_ranks():
+    relevance = np.array([0.1, 0.9, 0.5, 0.8])  # the pool is given most salient first
+    assert A.caption_order(relevance, "caption").tolist() == [1, 3, 2, 0]
+    # ranks: saliency 0,1,2,3; relevance 3,0,2,1 -> sums 3,1,4,4 (ties: more salient first)
+    assert A.caption_order(relevance, "both").tolist() == [1, 0, 2, 3]
+    with pytest.raises(InputError, match="anchor_source 'dino' has no caption order"):
+        A.caption_order(relevance, "dino")

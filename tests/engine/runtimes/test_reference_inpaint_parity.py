@@ -82,6 +82,18 @@ def test_paste_back_keeps_outside_pixels(reference, photo):
         assert np.array_equal(np.asarray(cand)[outside], src[outside])
 
 
+def test_pick_by_objective_takes_the_lowest_region_loss(reference, photo):
+    ranked = reference.edit(photo, "a red car", source_caption="a table")
+    picked = reference.edit(photo, "a red car", source_caption="a table", final_pick="objective")
+    assert ranked.scores.objective is None
+    loss = picked.scores.objective
+    assert loss.shape == (len(picked.candidates),) and np.isfinite(loss).all()
+    assert picked.chosen == int(np.argmin(loss))
+    assert np.array_equal(np.asarray(picked.image), np.asarray(picked.candidates[picked.chosen]))
+    # the same candidates either way: only the pick differs
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(ranked.candidates, picked.candidates))
+
+
 def test_authors_compat_differs_as_documented(reference, photo):
     fixed = reference.edit(photo, "a red car", anchors=9)
     code = reference.edit(photo, "a red car", **{k: v for k, v in EditConfig.preset("authors").to_report().items()
@@ -90,3 +102,21 @@ def test_authors_compat_differs_as_documented(reference, photo):
     assert len({tuple(a) for a in fixed.anchors.tolist()}) == 9
     rows, cols = code.anchors[:4].T
     assert ((rows >= 15) & (rows <= 16) & (cols >= 15) & (cols <= 16)).all()  # centre 2x2 first
+
+
+def test_caption_anchors_come_from_the_salient_pool_and_need_a_caption(reference, photo):
+    from lredit.config import ANCHOR_POOL
+
+    cfg = reference.config.replace(anchors=3)
+    dino = reference.prepare(photo, "a red car", "a table", cfg)
+    caption = reference.prepare(photo, "a red car", "a table", cfg.replace(anchor_source="caption"))
+    both = reference.prepare(photo, "a red car", "a table", cfg.replace(anchor_source="both"))
+    # the pool: the 3K most salient spaced patches, i.e. DINO's own anchors at K = 3 * 3
+    dino_pool = reference.prepare(photo, "a red car", "a table", cfg.replace(anchors=ANCHOR_POOL * 3)).anchors.tolist()
+    for prep in (caption, both):
+        assert prep.anchors.shape == dino.anchors.shape
+        assert all(a in dino_pool for a in prep.anchors.tolist())
+        assert not prep.warnings or all("anchor_source" not in w for w in prep.warnings)
+    none = reference.prepare(photo, "a red car", None, cfg.replace(anchor_source="caption"))
+    assert none.anchors.tolist() == dino.anchors.tolist()
+    assert any("needs a source caption" in w for w in none.warnings)
