@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 from lredit.atomic import write_bytes_atomic, write_json_atomic
 from lredit.config import EditConfig, RegionMode
 from lredit.engine.frontends.outputs import overlay
-from lredit.engine.runtimes.reference.torch_backend import load_reference
+from lredit.engine.runtimes.reference.torch_backend import load_reference, models_settings
 from lredit.engine.runtimes.rgn_runtime import with_rgn, with_rgn_checkpoint
 from lredit.export.models import ModelSources
 
@@ -54,11 +54,31 @@ class ModeRun:
     overrides: dict
 
 
+def judge_reader(judge_dir: Path) -> Callable:
+    """The independent judge as world_grading's Reader: (image, box) -> (shape, colour)."""
+    from lredit.world.judge import load_judge, read_box
+
+    judge = load_judge(judge_dir)
+
+    def read(image, box):
+        reading = read_box(judge, image, box)
+        return reading.shape, reading.colour
+
+    return read
+
+
+def write_study(record: dict, text: str, json_path: Path | None, markdown_path: Path | None) -> None:
+    """A study's JSON record and markdown table, each written atomically; the table to stdout."""
+    if json_path:
+        write_json_atomic(json_path, record)
+    if markdown_path:
+        write_bytes_atomic(markdown_path, text.encode())
+    print(text)
+
+
 def world_config(models: str, **overrides) -> EditConfig:
     """The engine's config at the geometry the models folder carries (geometry.json)."""
-    known = {f.name for f in fields(EditConfig)}
-    geometry = {k: v for k, v in ModelSources.parse(models).geometry().items() if k in known}
-    return EditConfig(**{**geometry, **overrides}).validated()
+    return EditConfig(**{**models_settings(models), **overrides}).validated()
 
 
 def uniform_sizes_rgn(params):
@@ -151,7 +171,8 @@ def evaluate(pipeline, cases, modes: tuple[str, ...], read: Callable, rgn_checkp
         }
     sizes = {name: [np.asarray(r["chosen_sizes"]) for r in mode_rows] for name, mode_rows in rows.items()}
     agreement = {f"{a} vs {b}": size_agreement(sizes[a], sizes[b])
-                 for a, b in (("search", "search-noprune"), ("trained-rgn", "search-noprune"), ("learn", "search-noprune"))
+                 for a, b in (("search", "search-noprune"), ("trained-rgn", "search-noprune"), ("learn", "search-noprune"),
+                              ("trained-rgn", "search"), ("untrained-rgn", "search"))
                  if a in sizes and b in sizes}
     return {"summary": summary, "agreement": agreement, "rows": rows}
 
@@ -195,8 +216,6 @@ def picture_grid(rows: list[dict], count: int = GRID_CASES) -> Image.Image:
 def main(argv: list[str] | None = None) -> int:
     from lredit.world.cases import Split
     from lredit.world.cases import cases as world_cases
-    from lredit.world.judge import load_judge, read_box
-
     p = argparse.ArgumentParser(prog="python -m lredit.bench.world_eval", description=__doc__.splitlines()[0])
     p.add_argument("--models", default="shapes", help="a models folder with the world's weights, or the shapes preset")
     p.add_argument("--judge", type=Path, default=None, help="judge folder (default: <models>/judge)")
@@ -221,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = world_config(args.models, **overrides)
     pipeline = load_reference(args.models, cfg)
     judge_dir = args.judge or Path(ModelSources.parse(args.models).root) / "judge"
-    judge = load_judge(judge_dir)
-    read = lambda image, box: (lambda r: (r.shape, r.colour))(read_box(judge, image, box))  # noqa: E731
+    read = judge_reader(judge_dir)
     if args.train_rgn_cases:
         if args.rgn_checkpoint is None:
             p.error("--train-rgn-cases needs --rgn-checkpoint (where the trained RGN is written)")
@@ -240,12 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     for rows in record["rows"].values():
         for row in rows:
             row.pop("_result")
-    if args.json:
-        write_json_atomic(args.json, record)
-    text = markdown(record)
-    if args.markdown:
-        write_bytes_atomic(args.markdown, text.encode())
-    print(text)
+    write_study(record, markdown(record), args.json, args.markdown)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Regenerates examples/table.png, the demo image (procedural, CC0: no third-party content)."""
+"""Regenerates the demo images (procedural, CC0: no third-party content): examples/table.png, and
+examples/shapes.png, a scene of the shapes world (lredit.world: held-out case SHAPES_CASE)."""
 
 from pathlib import Path
 
@@ -21,5 +22,16 @@ def make(path: Path) -> None:
     img.filter(ImageFilter.SMOOTH).save(path, optimize=True)
 
 
+SHAPES_CASE = 19
+"""The held-out case of the README's first demo (its prompt and source caption are there)."""
+
+
+def make_shapes(path: Path, index: int = SHAPES_CASE) -> None:
+    from lredit.world.cases import Split, make_case
+
+    make_case(Split.HELDOUT, index).scene().pil().save(path, optimize=True)
+
+
 if __name__ == "__main__":
     make(Path(__file__).with_name("table.png"))
+    make_shapes(Path(__file__).with_name("shapes.png"))

@@ -33,9 +33,10 @@ from .training import RunSpec, train
 log = logging.getLogger(__name__)
 
 MODELS = ("judge", "dino", "clip", "vae", "unet")
-GEOMETRY = {"working_size": 128, "dino_size": 256, "steps": 20}
-"""The world's edit geometry: 128 px scenes (16 x 16 latents); DINO patch 8 at the engine's default
-256 (32 x 32 cells, as the paper's ViT-B/8), so only the working size and steps differ from it."""
+GEOMETRY = {"working_size": 128, "dino_size": 256, "steps": 20, "paste_back": True, "final_pick": "objective"}
+"""The world's edit settings: 128 px scenes (16 x 16 latents); DINO patch 8 at the engine's default
+256 (32 x 32 cells, as the paper's ViT-B/8); paste-back and the pick by the objective, both chosen
+on the tuning split (bench/RESULTS.md, "World: decisions")."""
 RUNS = {
     "judge": RunSpec("judge", steps=6000, lr=2e-3),
     "dino": RunSpec("dino", steps=600, lr=1e-3),
