@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from lredit.atomic import write_bytes_atomic, write_json_atomic
-from lredit.config import EditConfig, RegionMode
+from lredit.config import ANCHOR_SOURCES, EditConfig, RegionMode
 from lredit.engine.frontends.outputs import overlay
 from lredit.engine.runtimes.reference.torch_backend import load_reference, models_settings
 from lredit.engine.runtimes.rgn_runtime import with_rgn, with_rgn_checkpoint
@@ -181,6 +181,7 @@ def markdown(record: dict) -> str:
     lines = [
         f"World evaluation: {record['cases']} {record['split']} cases, models `{record['models']}`, "
         f"{record['config']['working_size']} px, {record['config']['steps']} steps, K={record['config']['anchors']}, "
+        f"anchors from {record['config'].get('anchor_source', 'dino')}, "
         f"{record['device']['name']}",
         "",
         "| mode | localised (IoU >= 0.5) | success (judge) | mean IoU | others kept | PSNR outside (dB, p50) | UNet rows | s/edit |",
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="first train the RGN of mode trained-rgn on this many training-split cases (saved to --rgn-checkpoint)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--anchors", type=int, default=None)
+    p.add_argument("--anchor-source", choices=ANCHOR_SOURCES, default=None, help="where every mode's anchors come from")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     p.add_argument("--grid", type=Path)
@@ -236,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         p.error(f"unknown modes {unknown}; expected some of {MODES}")
-    overrides = {k: v for k, v in (("steps", args.steps), ("anchors", args.anchors)) if v is not None}
+    given = (("steps", args.steps), ("anchors", args.anchors), ("anchor_source", args.anchor_source))
+    overrides = {k: v for k, v in given if v is not None}
     cfg = world_config(args.models, **overrides)
     pipeline = load_reference(args.models, cfg)
     judge_dir = args.judge or Path(ModelSources.parse(args.models).root) / "judge"
