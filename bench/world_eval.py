@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from lredit.atomic import write_bytes_atomic, write_json_atomic
-from lredit.config import ANCHOR_SOURCES, EditConfig, RegionMode
+from lredit.config import ANCHOR_SOURCES, EDITORS, EditConfig, RegionMode
 from lredit.engine.frontends.outputs import overlay
 from lredit.engine.runtimes.reference.torch_backend import load_reference, models_settings
 from lredit.engine.runtimes.rgn_runtime import with_rgn, with_rgn_checkpoint
@@ -181,7 +181,7 @@ def markdown(record: dict) -> str:
     lines = [
         f"World evaluation: {record['cases']} {record['split']} cases, models `{record['models']}`, "
         f"{record['config']['working_size']} px, {record['config']['steps']} steps, K={record['config']['anchors']}, "
-        f"anchors from {record['config'].get('anchor_source', 'dino')}, "
+        f"anchors from {record['config'].get('anchor_source', 'dino')}, editor {record['config'].get('editor', 'auto')}, "
         f"{record['device']['name']}",
         "",
         "| mode | localised (IoU >= 0.5) | success (judge) | mean IoU | others kept | PSNR outside (dB, p50) | UNet rows | s/edit |",
@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--anchors", type=int, default=None)
     p.add_argument("--anchor-source", choices=ANCHOR_SOURCES, default=None, help="where every mode's anchors come from")
+    p.add_argument("--editor", choices=EDITORS, default=None, help="every mode's base editor (docs/editors.md)")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     p.add_argument("--grid", type=Path)
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         p.error(f"unknown modes {unknown}; expected some of {MODES}")
-    given = (("steps", args.steps), ("anchors", args.anchors), ("anchor_source", args.anchor_source))
+    given = (("steps", args.steps), ("anchors", args.anchors), ("anchor_source", args.anchor_source), ("editor", args.editor))
     overrides = {k: v for k, v in given if v is not None}
     cfg = world_config(args.models, **overrides)
     pipeline = load_reference(args.models, cfg)

@@ -16,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .specs import SPECS
 
     p = argparse.ArgumentParser(prog="lr-export", description="Export lredit's graphs to an ONNX/TensorRT bundle.")
-    p.add_argument("--models", default="tiny", help="'tiny', 'full-random' or a models folder (see lr-edit)")
+    p.add_argument("--models", default="tiny",
+                   help="a preset ('tiny', 'full-random', 'tiny-blend', 'full-random-blend', 'shapes') or a models folder (see lr-edit)")
     p.add_argument("--out", type=Path, required=True, help="bundle folder")
     p.add_argument("--precision", choices=[p.value for p in Precision], default=Precision.FP32.value)
     p.add_argument("--graphs", nargs="+", choices=sorted(SPECS),

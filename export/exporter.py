@@ -287,8 +287,23 @@ def _manifest(cfg: ExportConfig, models, graphs: dict, assets: dict, *, complete
             clip_image_size=int(models.clip.config.vision_config.image_size),
             max_candidates=s.max_candidates,
             dino_patch=int(models.dino.config.patch_size),
+            editor="inpaint" if models.unet.config.in_channels != models.unet.config.out_channels else "sd-blend",
+            edit_defaults=_edit_defaults(cfg.models),
         ),
         scheduler=scheduler_info(scheduler_tables(models.scheduler_config)),
         lredit_version=lredit.__version__,
         versions=versions(),
     )
+
+
+def _edit_defaults(models: str) -> dict:
+    """The EditConfig fields a models folder's geometry.json sets besides the graphs' geometry
+    (the shapes world's steps, paste_back, final_pick): lr-edit --bundle applies them as defaults."""
+    from dataclasses import fields
+
+    from lredit.config import EditConfig
+
+    from .models import ModelSources
+
+    known = {f.name for f in fields(EditConfig)} - {"working_size", "dino_size"}
+    return {k: v for k, v in ModelSources.parse(models).geometry().items() if k in known}

@@ -6,10 +6,12 @@ Presets:
   8x VAE), random weights, built in about a second. For tests and pipeline checks.
 - `full-random`: the real architectures at real size (ViT-B/8, CLIP ViT-B/16, SD 1.5 inpainting
   UNet / VAE / text encoder) with random weights: the real compute, for latency work.
+- `tiny-blend`, `full-random-blend`: the same with a 4-channel text-to-image UNet (SD 1.5's own at
+  full size), for the sd-blend editor (docs/editors.md).
 
 A local root folder holds `dino/` (transformers ViTModel, e.g. facebook/dino-vitb8), `clip/`
 (transformers CLIPModel + tokenizer, e.g. openai/clip-vit-base-patch16), `sd/` (diffusers folder of
-an inpainting model) and optionally `rgn.pt` (authors' checkpoint); each may be overridden.
+an inpainting model, or of a text-to-image one for sd-blend) and optionally `rgn.pt` (authors' checkpoint); each may be overridden.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from lredit.tokenizer import ClipTokenizer
 
 from .rgn import RegionNetwork, load_rgn_checkpoint
 
-PRESETS = ("tiny", "full-random")
-SHIPPED = {"shapes": ("lredit.world", "weights")}
+PRESETS = ("tiny", "full-random", "tiny-blend", "full-random-blend")
+SHIPPED = {"shapes": ("lredit.world", "weights"), "shapes-blend": ("lredit.world", "weights")}
 """Trained weights shipped as package data: preset name -> (package, folder). `shapes` = the
 world's models (world/, issue #19), a root folder like any other, with its geometry.json."""
+SHIPPED_UNETS = {"shapes-blend": "sd/unet_t2i"}
+"""Shipped presets whose UNet is another folder of the same weights: `shapes-blend` = the world
+with its 4-channel text-to-image UNet (the sd-blend editor, docs/editors.md)."""
 GEOMETRY_FILE = "geometry.json"
 RGN_CHECKPOINT_NAMES = ("rgn.pt", "rgn.pth", "rgn.safetensors")
 
@@ -56,6 +61,8 @@ class ModelSources:
     dino: Path | None = None
     clip: Path | None = None
     sd: Path | None = None
+    unet: Path | None = None
+    """A diffusers UNet folder replacing <sd>/unet (a fine-tuned UNet beside its checkpoint's VAE and text encoder)."""
     rgn: Path | None = None
     seed: int = 0
     """Seed of the random presets' weights."""
@@ -70,6 +77,8 @@ class ModelSources:
             raise ModelSourceError(
                 f"--models {models!r} is neither a preset {PRESETS + tuple(SHIPPED)} nor an existing folder"
             )
+        if models in SHIPPED_UNETS and overrides.get("unet") is None:
+            overrides = {**overrides, "unet": root / SHIPPED_UNETS[models]}
         return cls(preset=None, root=root, **overrides)
 
     def geometry(self) -> dict:
@@ -167,11 +176,11 @@ def _default_rgn_checkpoint(root: Path | None) -> Path | None:
 def _random_models(preset: str, seed: int, sizes: int, channels: int, roi_size: int, proj_seed: int) -> ModelSet:
     from . import presets
 
-    build = presets.tiny if preset == "tiny" else presets.full_random
+    build = presets.tiny if preset.startswith("tiny") else presets.full_random
     # fork_rng restores the caller's global RNG afterwards; the seed makes weights reproducible.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        parts = build()
+        parts = build(unet_in=4 if preset.endswith("-blend") else 9)
     dim = parts["dino"].config.hidden_size
     tokenizer = ClipTokenizer.default()
     label = f"random:{preset}:seed{seed}"
@@ -215,12 +224,19 @@ def _local_models(sources: ModelSources, sizes: int, channels: int, roi_size: in
         sd_dir,
         lambda: CLIPTextModel.from_pretrained(sd_dir, subfolder="text_encoder", local_files_only=True),
     )
-    unet = load("SD UNet", sd_dir, lambda: UNet2DConditionModel.from_pretrained(sd_dir, subfolder="unet", local_files_only=True))
+    if sources.unet is not None:
+        unet_dir = Path(sources.unet)
+        unet = load("SD UNet", unet_dir, lambda: UNet2DConditionModel.from_pretrained(unet_dir, local_files_only=True))
+    else:
+        unet_dir = sd_dir / "unet"
+        unet = load("SD UNet", sd_dir, lambda: UNet2DConditionModel.from_pretrained(sd_dir, subfolder="unet", local_files_only=True))
     vae = load("SD VAE", sd_dir, lambda: AutoencoderKL.from_pretrained(sd_dir, subfolder="vae", local_files_only=True))
-    if unet.config.in_channels != 9:
+    plain = int(vae.config.latent_channels)
+    if unet.config.in_channels not in (plain, 2 * plain + 1) or unet.config.out_channels != plain:
         raise ModelSourceError(
-            f"{sd_dir}/unet has {unet.config.in_channels} input channels; an inpainting UNet has 9 "
-            "(use runwayml/stable-diffusion-inpainting or stabilityai/stable-diffusion-2-inpainting)"
+            f"{unet_dir} takes {unet.config.in_channels} input channels and gives {unet.config.out_channels}; lredit "
+            f"edits with an inpainting UNet ({2 * plain + 1} in, e.g. runwayml/stable-diffusion-inpainting) or a "
+            f"text-to-image one ({plain} in, any SD 1.x/2.x checkpoint: the sd-blend editor), both {plain} out"
         )
     scheduler_path = sd_dir / "scheduler" / "scheduler_config.json"
     if not scheduler_path.is_file():
@@ -236,7 +252,8 @@ def _local_models(sources: ModelSources, sizes: int, channels: int, roi_size: in
         vae=vae,
         scheduler_config=json.loads(scheduler_path.read_text()),
         random_weights=False,
-        sources={"dino": str(dino_dir), "clip": str(clip_dir), "sd": str(sd_dir), "rgn": f"seeded:{proj_seed}"},
+        sources={"dino": str(dino_dir), "clip": str(clip_dir), "sd": str(sd_dir), "rgn": f"seeded:{proj_seed}",
+                 **({"unet": str(unet_dir)} if sources.unet is not None else {})},
     )
 
 

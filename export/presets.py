@@ -14,7 +14,8 @@ def _vit(**kw) -> ViTModel:
     return ViTModel(config, add_pooling_layer=False)
 
 
-def tiny() -> dict:
+def tiny(unet_in: int = 9) -> dict:
+    """`unet_in` 9: an inpainting UNet; 4: a text-to-image one (sd-blend)."""
     dino = _vit(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
     clip = CLIPModel(
         CLIPConfig(
@@ -30,7 +31,7 @@ def tiny() -> dict:
     )
     unet = UNet2DConditionModel(
         sample_size=64,
-        in_channels=9,
+        in_channels=unet_in,
         out_channels=4,
         block_out_channels=(32, 64),
         layers_per_block=1,
@@ -54,7 +55,8 @@ def tiny() -> dict:
     return dict(dino=dino, clip=clip, sd_text_encoder=text, unet=unet, vae=vae)
 
 
-def full_random() -> dict:
+def full_random(unet_in: int = 9) -> dict:
+    """`unet_in` 9: SD 1.5 inpainting's UNet; 4: SD 1.5's text-to-image one (sd-blend)."""
     dino = _vit(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
     clip = CLIPModel(
         CLIPConfig(
@@ -69,7 +71,7 @@ def full_random() -> dict:
         CLIPTextConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
                        hidden_act="quick_gelu", projection_dim=768, **_TOKENS)
     )
-    unet = UNet2DConditionModel(sample_size=64, in_channels=9, out_channels=4, cross_attention_dim=768)
+    unet = UNet2DConditionModel(sample_size=64, in_channels=unet_in, out_channels=4, cross_attention_dim=768)
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,

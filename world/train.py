@@ -5,7 +5,8 @@
 Each model trains in its own resumable run (checkpoints under OUT/checkpoints, every 50 steps), so a
 stopped command picks up where it was; `--only` picks models (several processes may train
 different ones at once). Finished parts are written to OUT/models: dino/, clip/, sd/ (text_encoder,
-unet, vae, scheduler, tokenizer), judge/, geometry.json; OUT/metrics.json collects each model's
+unet, vae, scheduler, tokenizer, and unet_t2i: the 4-channel text-to-image UNet of the sd-blend
+editor, started from the inpainting one, which `--models shapes-blend` loads), judge/, geometry.json; OUT/metrics.json collects each model's
 figures and wall time. `--ship DIR` then writes them fp16 to DIR with their sha256.
 """
 
@@ -15,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from .training import RunSpec, train
 
 log = logging.getLogger(__name__)
 
-MODELS = ("judge", "dino", "clip", "vae", "unet")
+MODELS = ("judge", "dino", "clip", "vae", "unet", "unet_t2i")
 GEOMETRY = {"working_size": 128, "dino_size": 256, "steps": 20, "paste_back": True, "final_pick": "objective"}
 """The world's edit settings: 128 px scenes (16 x 16 latents); DINO patch 8 at the engine's default
 256 (32 x 32 cells, as the paper's ViT-B/8); paste-back and the pick by the objective, both chosen
@@ -43,6 +45,7 @@ RUNS = {
     "clip": RunSpec("clip", steps=1000, lr=1e-3, weight_decay=0.05),
     "vae": RunSpec("vae", steps=2500, lr=1e-3),
     "unet": RunSpec("unet", steps=3000, lr=5e-4),
+    "unet_t2i": RunSpec("unet_t2i", steps=3000, lr=3e-4),
 }
 
 
@@ -60,6 +63,12 @@ class WorldPlan:
     seed: int = 0
     threads: int = 2
     progress: bool = True
+    init: Path | None = None
+    """A models folder (e.g. world/weights) the UNet starts from instead of random weights, with
+    that folder's frozen VAE and text encoder: a continuation run, with a fresh optimiser and its
+    own warm-up and cosine schedule."""
+    steps: tuple[tuple[str, int], ...] = ()
+    """(model, steps) pairs that replace RUNS' step counts (before `step_scale`)."""
 
     @property
     def models(self) -> Path:
@@ -71,7 +80,7 @@ class WorldPlan:
 
     def run(self, name: str) -> RunSpec:
         spec = RUNS[name]
-        steps = max(1, round(spec.steps * self.step_scale))
+        steps = max(1, round(dict(self.steps).get(name, spec.steps) * self.step_scale))
         return replace(spec, steps=steps, seed=self.seed, warmup=min(spec.warmup, steps),
                        checkpoint_every=min(spec.checkpoint_every, steps))
 
@@ -142,8 +151,10 @@ def fit_unet(plan: WorldPlan) -> dict:
     from transformers import CLIPTextModel
 
     sd = plan.models / "sd"
-    vae = AutoencoderKL.from_pretrained(sd / "vae").eval()
-    encoder = CLIPTextModel.from_pretrained(sd / "text_encoder").eval()
+    frozen = Path(plan.init) / "sd" if plan.init is not None else sd  # the VAE and text encoder it will run with
+    vae = AutoencoderKL.from_pretrained(frozen / "vae", torch_dtype=torch.float32).eval()
+    encoder = CLIPTextModel.from_pretrained(frozen / "text_encoder", torch_dtype=torch.float32).eval()
+    plan.checkpoints.mkdir(parents=True, exist_ok=True)
     cache = plan.checkpoints / "unet_data.pt"
     if cache.is_file():
         data = train_unet.load_pool(cache)
@@ -153,16 +164,50 @@ def fit_unet(plan: WorldPlan) -> dict:
         train_unet.save_pool(data, cache)
     text = train_unet.TextCache.build(encoder, ClipTokenizer.default(), set(data.captions))
     model = train_unet.build_unet(GEOMETRY["working_size"] // 8, encoder.config.hidden_size)
+    if plan.init is not None:
+        from diffusers import UNet2DConditionModel
+
+        start = UNet2DConditionModel.from_pretrained(Path(plan.init) / "sd" / "unet", torch_dtype=torch.float32)
+        model.load_state_dict(start.state_dict())  # same architecture, or load_state_dict says which keys differ
     objective = train_unet.UnetObjective(data, text, model, train_unet.training_scheduler(SD15_SCHEDULER))
     result = train(plan.run("unet"), model, objective, plan.checkpoints, progress=plan.progress)
     model.save_pretrained(sd / "unet")
     (sd / "scheduler").mkdir(parents=True, exist_ok=True)
     (sd / "scheduler" / "scheduler_config.json").write_text(json.dumps(SD15_SCHEDULER, indent=2))
     (plan.models / "geometry.json").write_text(json.dumps(GEOMETRY, indent=2))
-    return {**result, "params": params(model), "pairs": len(data.captions)}
+    started = {"started_from": str(plan.init)} if plan.init is not None else {}
+    return {**result, "params": params(model), "pairs": len(data.captions), **started}
 
 
-TRAINERS = {"judge": fit_judge, "dino": fit_dino, "clip": fit_clip, "vae": fit_vae, "unet": fit_unet}
+def fit_unet_t2i(plan: WorldPlan) -> dict:
+    """The text-to-image UNet, started from the inpainting UNet (this run's, else --init's)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    sd = plan.models / "sd"
+    frozen = Path(plan.init) / "sd" if plan.init is not None else sd
+    vae = AutoencoderKL.from_pretrained(frozen / "vae", torch_dtype=torch.float32).eval()
+    encoder = CLIPTextModel.from_pretrained(frozen / "text_encoder", torch_dtype=torch.float32).eval()
+    start = sd / "unet" if (sd / "unet" / "config.json").is_file() else frozen / "unet"
+    inpainting = UNet2DConditionModel.from_pretrained(start, torch_dtype=torch.float32)
+    plan.checkpoints.mkdir(parents=True, exist_ok=True)
+    cache = plan.checkpoints / "t2i_data.pt"
+    if cache.is_file():
+        state = torch.load(cache, map_location="cpu", weights_only=False)
+        data = train_unet.ScenePairs(state["latents"], tuple(tuple(c) for c in state["captions"]))
+    else:
+        data = train_unet.encode_scenes(plan.pool(plan.unet_scenes), vae, progress=plan.progress)
+        torch.save({"latents": data.latents, "captions": [list(c) for c in data.captions]}, cache.with_suffix(".tmp"))
+        cache.with_suffix(".tmp").replace(cache)
+    text = train_unet.TextCache.build(encoder, ClipTokenizer.default(), {c for group in data.captions for c in group})
+    model = train_unet.text_to_image_unet(inpainting)
+    objective = train_unet.UnetObjective(data, text, model, train_unet.training_scheduler(SD15_SCHEDULER))
+    result = train(plan.run("unet_t2i"), model, objective, plan.checkpoints, progress=plan.progress)
+    model.save_pretrained(sd / "unet_t2i")
+    return {**result, "params": params(model), "scenes": len(data.captions), "started_from": str(start)}
+
+
+TRAINERS = {"judge": fit_judge, "dino": fit_dino, "clip": fit_clip, "vae": fit_vae, "unet": fit_unet, "unet_t2i": fit_unet_t2i}
 
 
 def train_world(plan: WorldPlan, only: tuple[str, ...] = MODELS) -> None:
@@ -178,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 trains faster on a busy 2-core machine)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", action="append", default=[], metavar="MODEL=N",
+                        help="train MODEL for N steps instead of its default (repeatable)")
+    parser.add_argument("--unet-scenes", type=int, default=WorldPlan.unet_scenes,
+                        help=f"training scenes the UNet's pairs come from (at most --scenes, {WorldPlan.scenes})")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start the UNet from this models folder (e.g. world/weights): a continuation run")
     parser.add_argument("--ship", type=Path, default=None, help="after training, write the models fp16 to this folder")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -186,13 +237,25 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in only if n not in MODELS]
     if unknown:
         parser.error(f"--only names {unknown}; the models are {MODELS}")
-    plan = WorldPlan(args.out, seed=args.seed, threads=args.threads, progress=not args.no_progress)
+    steps = []
+    for item in args.steps:
+        name, _, count = item.partition("=")
+        if name not in MODELS or not count.isdigit() or int(count) < 1:
+            parser.error(f"--steps {item!r}: expected MODEL=N with MODEL one of {MODELS} and N a positive integer")
+        steps.append((name, int(count)))
+    if not 1 <= args.unet_scenes <= WorldPlan.scenes:
+        parser.error(f"--unet-scenes {args.unet_scenes}: expected 1..{WorldPlan.scenes}")
+    if args.init is not None and not (args.init / "sd" / "unet" / "config.json").is_file():
+        parser.error(f"--init {args.init}: no sd/unet/config.json there (give a models folder such as world/weights)")
+    plan = WorldPlan(args.out, seed=args.seed, threads=args.threads, progress=not args.no_progress,
+                     init=args.init, steps=tuple(steps), unet_scenes=args.unet_scenes)
     train_world(plan, only)
     if args.ship:
         from .ship import ship
 
         metrics = json.loads((plan.out / "metrics.json").read_text())
-        ship(plan.models, args.ship, command=f"lr-train-world --out {args.out} --seed {args.seed}", metrics=metrics)
+        ship(plan.models, args.ship, command="lr-train-world " + " ".join(argv if argv is not None else sys.argv[1:]),
+             metrics=metrics)
     return 0
 
 

@@ -94,6 +94,13 @@ class InpaintPool:
     captions: tuple[str, ...]
     """Templated captions of the pairs."""
 
+    def draw(self, rng, batch: int):
+        """(latents, mask + masked-image channels, captions with one in ten dropped) of `batch` random pairs."""
+        picks = torch.from_numpy(rng.numpy.integers(len(self.captions), size=batch))
+        dropped = rng.numpy.random(batch) < CAPTION_DROPOUT
+        captions = ["" if drop else self.captions[int(i)] for i, drop in zip(picks, dropped)]
+        return self.latents[picks], torch.cat([self.masks[picks], self.masked_latents[picks]], dim=1), captions
+
 
 def encode_pool(pool: ScenePool, vae: AutoencoderKL, rng: np.random.Generator, *, progress: bool = True) -> InpaintPool:
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
@@ -150,20 +157,81 @@ class TextCache:
 
 @dataclass(frozen=True)
 class UnetObjective:
-    data: InpaintPool
+    """SD's epsilon loss on batches drawn from `data` (InpaintPool: the inpainting UNet's pairs;
+    ScenePairs: the text-to-image UNet's scenes)."""
+
+    data: "InpaintPool | ScenePairs"
     text: TextCache
     model: UNet2DConditionModel
     noise_schedule: DDPMScheduler
     batch: int = 32
 
     def __call__(self, rng) -> torch.Tensor:
-        picks = torch.from_numpy(rng.numpy.integers(len(self.data.captions), size=self.batch))
-        dropped = rng.numpy.random(self.batch) < CAPTION_DROPOUT
-        captions = ["" if drop else self.data.captions[int(i)] for i, drop in zip(picks, dropped)]
-        latents = self.data.latents[picks]
-        noise = torch.randn(latents.shape, generator=rng.torch)
-        steps = torch.randint(0, self.noise_schedule.config.num_train_timesteps, (self.batch,), generator=rng.torch)
-        noisy = self.noise_schedule.add_noise(latents, noise, steps)
-        inputs = torch.cat([noisy, self.data.masks[picks], self.data.masked_latents[picks]], dim=1)
-        pred = self.model(inputs, steps, encoder_hidden_states=self.text(captions)).sample
-        return F.mse_loss(pred, noise)
+        latents, conditioning, captions = self.data.draw(rng, self.batch)
+        return epsilon_loss(self.model, self.noise_schedule, latents, conditioning, self.text(captions), rng)
+
+
+def epsilon_loss(model, schedule: DDPMScheduler, latents: torch.Tensor, conditioning: torch.Tensor | None,
+                 context: torch.Tensor, rng) -> torch.Tensor:
+    """SD's training loss: the noise added at a random timestep, predicted from the noisy latent
+    (the mask and masked-image channels appended for an inpainting UNet)."""
+    noise = torch.randn(latents.shape, generator=rng.torch)
+    steps = torch.randint(0, schedule.config.num_train_timesteps, (len(latents),), generator=rng.torch)
+    noisy = schedule.add_noise(latents, noise, steps)
+    inputs = noisy if conditioning is None else torch.cat([noisy, conditioning], dim=1)
+    return F.mse_loss(model(inputs, steps, encoder_hidden_states=context).sample, noise)
+
+
+# -- the text-to-image UNet (the sd-blend editor's) ------------------------------------------
+OBJECT_CAPTION_SHARE = 0.5
+"""Share of steps a scene is captioned by one of its objects ('a red square') instead of the whole
+scene: an sd-blend edit prompts with one object's caption and blends the rest of the scene in."""
+
+
+def text_to_image_unet(inpainting: UNet2DConditionModel) -> UNet2DConditionModel:
+    """A 4-channel UNet started from the inpainting one: conv_in keeps the filters over the noisy
+    latent (those over the mask and the masked-image latent are dropped), every other weight is
+    copied, so training starts from a model that already paints the world's objects."""
+    plain = inpainting.config.out_channels
+    model = UNet2DConditionModel.from_config({**inpainting.config, "in_channels": plain})
+    state = dict(inpainting.state_dict())
+    state["conv_in.weight"] = state["conv_in.weight"][:, :plain].clone()
+    model.load_state_dict(state)
+    return model
+
+
+@dataclass(frozen=True)
+class ScenePairs:
+    """Every training scene's latent and captions, encoded once."""
+
+    latents: torch.Tensor
+    """[N, 4, h, w] scaled latents."""
+    captions: tuple[tuple[str, ...], ...]
+    """Per scene: its templated caption, then each object's."""
+
+    def draw(self, rng, batch: int):
+        """(latents, None, captions) of `batch` random scenes: one caption in ten dropped, else the
+        scene's or (OBJECT_CAPTION_SHARE of the time) one of its objects'."""
+        picks = rng.numpy.integers(len(self.captions), size=batch)
+        captions = []
+        for i in picks:
+            options = self.captions[int(i)]
+            if rng.numpy.random() < CAPTION_DROPOUT:
+                captions.append("")
+            elif rng.numpy.random() < OBJECT_CAPTION_SHARE:
+                captions.append(options[1 + rng.numpy.integers(len(options) - 1)])
+            else:
+                captions.append(options[0])
+        return self.latents[torch.from_numpy(picks)], None, captions
+
+
+def encode_scenes(pool: ScenePool, vae: AutoencoderKL, *, progress: bool = True, batch: int = 64) -> ScenePairs:
+    scale = float(vae.config.scaling_factor)
+    latents = []
+    scenes = pool.scenes
+    for lo in tqdm(range(0, len(scenes), batch), desc="t2i data", disable=not progress, mininterval=5):
+        images = sd_batch(np.stack([s.image for s in scenes[lo:lo + batch]]))
+        with torch.no_grad():
+            latents.append(vae.encode(images).latent_dist.mean * scale)
+    captions = tuple((templated(s.caption), *(templated(o.caption) for o in s.objects)) for s in scenes)
+    return ScenePairs(torch.cat(latents), captions)

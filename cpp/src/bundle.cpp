@@ -159,6 +159,10 @@ Bundle open_bundle(const std::string& dir, bool verify) {
   b.manifest = read_manifest(b.dir);
   try {
     b.geometry = read_geometry(b.manifest.at("pipeline"));
+    const std::string editor = b.manifest.at("pipeline").value("editor", std::string("inpaint"));
+    if (editor != "inpaint")
+      throw Error(Status::bundle, "bundle " + b.dir + " was exported for the '" + editor + "' editor (a text-to-image UNet); " +
+                                      "this host runs inpainting bundles only: edit it with lr-edit --bundle " + b.dir);
     b.scheduler_config = b.manifest.at("scheduler").at("config");
     b.alphas_cumprod = b.manifest.at("scheduler").at("alphas_cumprod").get<std::vector<float>>();
     b.random_weights = b.manifest.at("models").value("random_weights", false);

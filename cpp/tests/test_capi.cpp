@@ -89,6 +89,12 @@ void open_errors(const std::string& bundle) {
   CHECK(lredit_open(malformed.c_str(), &table, 0, &ed) == LREDIT_ERROR_BUNDLE);
   CHECK_MSG(contains(lredit_last_error(), "malformed manifest ("), lredit_last_error());
   fs::remove_all(malformed);
+  const fs::path blend = copy_bundle(bundle, "blend");
+  rewrite(blend / "manifest.json", "\"editor\": \"inpaint\"", "\"editor\": \"sd-blend\"");
+  CHECK(lredit_open(blend.c_str(), &table, 0, &ed) == LREDIT_ERROR_BUNDLE);
+  CHECK_MSG(contains(lredit_last_error(), "exported for the 'sd-blend' editor (a text-to-image UNet); this host runs inpainting bundles only"),
+            lredit_last_error());
+  fs::remove_all(blend);
 
   const fs::path incomplete = copy_bundle(bundle, "incomplete");
   rewrite(incomplete / "manifest.json", "\"complete\": true", "\"complete\": false");

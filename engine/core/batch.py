@@ -1,7 +1,7 @@
 """Several edits in one call: `Editor.edit_batch(requests)`, independent of any service framework.
 
 Requests are grouped by what a shared denoising loop needs to agree on (`DenoiseKey`: steps,
-scheduler, guidance on/off, working size, region mode). In the one-pass region mode (`rgn`) the
+scheduler, guidance on/off, working size, region mode, editor). In the one-pass region mode (`rgn`) the
 candidates of a group's requests run as one row-batched denoiser (engine/denoise.py): one UNet
 batch of 2 x sum(K) rows with guidance, each row with its own text context, noise and guidance
 scale, chunked to the bundle's UNet profile like any edit. The search and learn modes batch each
@@ -22,7 +22,7 @@ from lredit.config import EditConfig, RegionMode
 from lredit.engine.core.denoise import DenoiseRows
 from lredit.engine.core.pipeline import EditPipeline, EditResult
 from lredit.engine.core.staged import Prepared, StagedRows
-from lredit.engine.ops.arrays import array_module, check_finite
+from lredit.engine.ops.arrays import check_finite
 from lredit.engine.ops.timing import StageTimer
 from lredit.engine.regions.outcome import one_pass_chosen, one_pass_pairs
 from lredit.errors import InputError
@@ -52,11 +52,13 @@ class DenoiseKey:
     guidance: bool
     working_size: int
     regions: RegionMode
+    editor: str = "auto"
+    """Blending rows and plain inpainting rows differ in what the loop does per step."""
 
     @classmethod
     def of(cls, cfg: EditConfig, regions: RegionMode) -> "DenoiseKey":
         return cls(steps=cfg.steps, scheduler=cfg.scheduler, guidance=cfg.do_guidance, working_size=cfg.working_size,
-                   regions=regions)
+                   regions=regions, editor=cfg.editor)
 
 
 @dataclass(frozen=True)
@@ -164,14 +166,7 @@ def _stage(pipeline: EditPipeline, slot: int, item: Planned) -> StagedRequest:
 
 
 def _denoise(pipeline: EditPipeline, cfg: EditConfig, ready: Sequence[StagedRequest], timer: StageTimer) -> SharedLoop:
-    rows = [r.staged.rows for r in ready]
-    xp = array_module(rows[0].masked_latents)
-    joined = DenoiseRows(
-        xp.concatenate([r.mask_latents for r in rows]),
-        xp.concatenate([r.masked_latents for r in rows]),
-        np.concatenate([r.noise for r in rows]),
-        xp.concatenate([r.context for r in rows]),
-    )
+    joined = DenoiseRows.join([r.staged.rows for r in ready])
     guidance = np.concatenate([np.full(len(r.pairs), r.guidance, np.float32) for r in ready])
     den = pipeline.denoiser(cfg, timer, None, guidance=guidance)
     den.start(joined)

@@ -7,6 +7,12 @@ bundle's profile or a memory cap) the rows run in chunks of the largest even bat
 chunk laid out the same way. Rows never mix: a row's result does not depend on its batch-mates
 (within float summation order, <= 2 uint8 levels after decoding).
 
+With sd-blend (a 4-channel text-to-image UNet, or forced over an inpainting one) the rows also
+carry the source latent and a blend mask: after every step, outside the mask the latent is
+replaced by the source latent noised to the level the sample has reached (the scheduler's
+`noised`, with the row's own initial noise), so only the box is generated (Region-Aware
+Diffusion's blending). A plain UNet's rows carry no mask or masked-image channels.
+
 The loop can stop at any step, hand out the x0 prediction of the last step (for scoring), drop
 rows (`keep`: the scheduler's per-row history is sliced with them) and continue.
 
@@ -38,28 +44,67 @@ UnetRun = Callable[..., object]
 class DenoiseRows:
     """Per-row inputs, batch first (numpy or CuPy)."""
 
-    mask_latents: object
-    """[R, 1, h, w] 1 = repaint."""
-    masked_latents: object
-    """[R, C, h, w] VAE latent of the image with the box blanked."""
+    mask_latents: object | None
+    """[R, 1, h, w] 1 = repaint: the inpainting UNet's mask channel (None for a plain UNet)."""
+    masked_latents: object | None
+    """[R, C, h, w] VAE latent of the image with the box blanked (None for a plain UNet)."""
     noise: np.ndarray
     """[R, C, h, w] standard normal, from engine.noise.initial_noise per row."""
     context: object
     """[R, 2, T, D] (unconditional, conditional) text states with guidance, [R, 1, T, D] without."""
+    source_latents: object | None = None
+    """sd-blend: [R, C, h, w] VAE latent of the unmasked working image (None: no blending)."""
+    blend_masks: object | None = None
+    """sd-blend: [R, 1, h, w] 1 = generated: every latent cell the pixel box touches."""
 
     def __post_init__(self) -> None:
-        counts = {len(self.mask_latents), len(self.masked_latents), len(self.noise), len(self.context)}
+        if (self.mask_latents is None) != (self.masked_latents is None):
+            raise ValueError("denoise rows carry both the mask and the masked-image latents, or neither")
+        if (self.source_latents is None) != (self.blend_masks is None):
+            raise ValueError("denoise rows carry both the source latents and the blend masks, or neither")
+        if self.masked_latents is None and self.source_latents is None:
+            raise ValueError("denoise rows need the inpainting channels, the blend inputs, or both")
+        counts = {len(a) for a in self._arrays() if a is not None}
         if len(counts) != 1:
             raise ValueError(f"denoise rows disagree on the row count: {sorted(counts)}")
+
+    def _arrays(self) -> tuple:
+        return (self.mask_latents, self.masked_latents, self.noise, self.context, self.source_latents, self.blend_masks)
+
+    @property
+    def conditioned(self) -> bool:
+        """The UNet takes the mask and masked-image channels (an inpainting UNet)."""
+        return self.masked_latents is not None
+
+    @property
+    def blended(self) -> bool:
+        return self.source_latents is not None
 
     def __len__(self) -> int:
         return len(self.noise)
 
     def take(self, rows) -> "DenoiseRows":
         rows = np.asarray(rows, dtype=np.int64)
-        xp = array_module(self.masked_latents)
+        xp = array_module(self.context)
         index = xp.asarray(rows)
-        return DenoiseRows(self.mask_latents[index], self.masked_latents[index], self.noise[rows], self.context[index])
+        pick = lambda a: None if a is None else a[index]  # noqa: E731
+        return DenoiseRows(pick(self.mask_latents), pick(self.masked_latents), self.noise[rows], self.context[index],
+                           pick(self.source_latents), pick(self.blend_masks))
+
+    @staticmethod
+    def join(parts: "list[DenoiseRows]") -> "DenoiseRows":
+        """The rows of several requests, in order (they agree on conditioning and blending)."""
+        xp = array_module(parts[0].context)
+
+        def cat(name: str):
+            values = [getattr(p, name) for p in parts]
+            if all(v is None for v in values):
+                return None
+            if any(v is None for v in values):
+                raise ValueError(f"denoise rows to join disagree on {name}")
+            return (np if name == "noise" else xp).concatenate(values)
+
+        return DenoiseRows(*(cat(f) for f in ("mask_latents", "masked_latents", "noise", "context", "source_latents", "blend_masks")))
 
 
 def chunk_rows(rows: int, reps: int, max_batch: int | None) -> list[slice]:
@@ -131,10 +176,21 @@ class RowDenoiser:
                 if self.step_index == until - 1 and until < self.total_steps:
                     x0 = self.scheduler.predict_x0(eps, t, self.latents).astype(np.float32)
                 self.latents = self.scheduler.step(eps, t, self.latents).astype(np.float32)
+                if self.rows.blended:
+                    self.latents = self._blend(self.step_index)
             self.step_index += 1
             if self.on_step is not None:
                 self.on_step(self.step_index, self.total_steps)
         return self.latents if self.step_index == self.total_steps else x0
+
+    def _blend(self, index: int):
+        """Inside the blend mask the generated latent, outside it the source noised to the level
+        the sample has after step `index`."""
+        xp = array_module(self.latents)
+        rows = self.rows
+        source = self.scheduler.noised(rows.source_latents, xp.asarray(rows.noise), index)
+        m = rows.blend_masks
+        return (m * self.latents + (np.float32(1) - m) * source).astype(np.float32)
 
     def _guided_eps(self, t):
         xp = array_module(self.latents)
@@ -145,8 +201,9 @@ class RowDenoiser:
         xp = array_module(self.latents)
         reps, n = self.reps, sl.stop - sl.start
         latents = self.scheduler.scale_model_input(self.latents[sl], t).astype(np.float32)
-        extra = xp.concatenate([self.rows.mask_latents[sl], self.rows.masked_latents[sl]], axis=1)
-        sample = xp.concatenate([xp.concatenate([latents, extra], axis=1)] * reps)
+        if self.rows.conditioned:
+            latents = xp.concatenate([latents, self.rows.mask_latents[sl], self.rows.masked_latents[sl]], axis=1)
+        sample = xp.concatenate([latents] * reps)
         context = xp.concatenate([self.rows.context[sl, j] for j in range(reps)])  # [uncond.., cond..]
         eps = self.unet(
             sample=sample.astype(np.float32),

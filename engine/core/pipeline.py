@@ -59,6 +59,8 @@ class PipelineAssets:
     random_weights: bool = False
     sources: dict = field(default_factory=dict)
     latent_channels: int = 4
+    unet_channels: int = 9
+    """The UNet's input channels: 2 x latent + 1 for an inpainting UNet, latent for a text-to-image one."""
     vae_scale_factor: int = 8
     clip_image_size: int = 224
     roi_pool: Callable = roi_pool_ref.roi_pool_anchors
@@ -100,6 +102,8 @@ class EditResult:
     source_caption: str | None = None
     regions: RegionsOutcome | None = None
     """How the box sizes were chosen: mode, losses per pair, pruning phases, UNet rows."""
+    editor: str = "inpaint"
+    """The base editor that ran ('inpaint' or 'sd-blend', EditPipeline.editor)."""
 
 
 class EditPipeline:
@@ -146,7 +150,23 @@ class EditPipeline:
         self.config.check_overrides(overrides, self.fixed_settings, self.fixed_message)
         cfg = self.config.replace(**overrides) if overrides else self.config
         self.check_limits(cfg)
+        self.editor(cfg)
         return cfg
+
+    def editor(self, cfg: EditConfig) -> str:
+        """The base editor this edit runs ('inpaint' or 'sd-blend'): cfg.editor, with 'auto'
+        resolved by the UNet's input channels; an editor this UNet cannot run is an InputError."""
+        plain, channels = self.assets.latent_channels, self.assets.unet_channels
+        inpainting = channels == 2 * plain + 1
+        if not inpainting and channels != plain:
+            raise InputError(f"the UNet takes {channels} input channels: neither an inpainting UNet ({2 * plain + 1}) "
+                             f"nor a text-to-image one ({plain}); no editor runs it")
+        if cfg.editor == "auto":
+            return "inpaint" if inpainting else "sd-blend"
+        if cfg.editor == "inpaint" and not inpainting:
+            raise InputError(f"editor='inpaint' needs an inpainting UNet ({2 * plain + 1} input channels); this one is a "
+                             f"text-to-image UNet ({channels}): use --editor sd-blend (or auto)")
+        return cfg.editor
 
     def check_limits(self, cfg: EditConfig) -> None:
         """Refuse a config these graphs cannot run (a bundle's profile); any config runs here."""
@@ -226,6 +246,7 @@ class EditPipeline:
             prompt=prep.prompt,
             source_caption=prep.source_caption,
             regions=chosen.outcome,
+            editor=self.editor(cfg),
         )
 
     @property
@@ -362,10 +383,13 @@ class EditPipeline:
             ids.insert(0, self.assets.sd_tokenizer.encode(cfg.negative_prompt).ids)
         return self.run_graph("sd_text", keep_on_device=True, input_ids=np.stack(ids))[Outputs.HIDDEN_STATES]
 
-    def _encode(self, work: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def _encode(self, work: np.ndarray, masks: np.ndarray, *, masked: bool, source: bool):
+        """(latents of the image with each mask's pixels zeroed [R, C, h, w] or None, latent of the
+        whole image [1, C, h, w] or None), in one encoder batch."""
         image = image_ops.sd_pixels(work[None])
-        masked = (image * (masks[:, None] < 0.5)).astype(np.float32)
-        return self.run_chunked("vae_encoder", keep_on_device=True, images=masked)[Outputs.LATENTS]
+        parts = ([(image * (masks[:, None] < 0.5)).astype(np.float32)] if masked else []) + ([image.astype(np.float32)] if source else [])
+        latents = self.run_chunked("vae_encoder", keep_on_device=True, images=np.concatenate(parts))[Outputs.LATENTS]
+        return (latents[: len(masks)] if masked else None), (latents[-1:] if source else None)
 
     def inpaint_rows(self, prep: Prepared, pairs: np.ndarray) -> StagedRows:
         """Stages 5-6 for the rows `pairs` of a prepared request."""
@@ -373,8 +397,9 @@ class EditPipeline:
         with prep.timer.stage("masks"):
             work, masks, boxes_px = self._masks(prep.image, prep.pair_boxes(pairs), prep.grid, cfg)
         with prep.timer.stage("vae_encode"):
-            masked_latents = self._encode(work, masks)
-        return StagedRows(work, masks, boxes_px, self._rows(pairs, masks, masked_latents, prep.hidden, cfg))
+            conditioned = self.assets.unet_channels != self.assets.latent_channels
+            masked_latents, source_latent = self._encode(work, masks, masked=conditioned, source=self.editor(cfg) == "sd-blend")
+        return StagedRows(work, masks, boxes_px, self._rows(pairs, masks, masked_latents, source_latent, prep.hidden, cfg))
 
     def denoiser(self, cfg: EditConfig, timer: StageTimer, on_step, guidance=None) -> RowDenoiser:
         """The row-batched loop for cfg's steps and scheduler; `guidance` per row where the rows
@@ -384,17 +409,27 @@ class EditPipeline:
         return RowDenoiser(unet, scheduler, steps=cfg.steps, guidance=cfg.guidance if guidance is None else guidance,
                            max_batch=self.batch_limit("unet", cfg), timer=timer, on_step=on_step)
 
-    def _rows(self, pairs: np.ndarray, masks, masked_latents, hidden, cfg: EditConfig) -> DenoiseRows:
-        """One denoise row per (anchor, size) pair; noise keyed by the pair (engine.noise)."""
+    def _rows(self, pairs: np.ndarray, masks, masked_latents, source_latent, hidden, cfg: EditConfig) -> DenoiseRows:
+        """One denoise row per (anchor, size) pair; noise keyed by the pair (engine.noise).
+        `masked_latents` None: a plain UNet; `source_latent` None: no blending."""
         f = self.assets.vae_scale_factor
-        shape = (self.assets.latent_channels, cfg.working_size // f, cfg.working_size // f)
+        side = cfg.working_size // f
+        shape = (self.assets.latent_channels, side, side)
         noise = np.stack([initial_noise(cfg.seed, int(k), int(m), shape) for k, m in pairs])
         # From here to the decoded images, arrays live where the sessions put them (numpy or
         # CuPy): no host copy inside the loop on GPU sessions.
-        xp = array_module(masked_latents)
-        mask_latent = xp.asarray(np.ascontiguousarray(masks[:, None, ::f, ::f], dtype=np.float32))
+        xp = array_module(masked_latents if masked_latents is not None else source_latent)
+        mask_latent = None
+        if masked_latents is not None:
+            mask_latent = xp.asarray(np.ascontiguousarray(masks[:, None, ::f, ::f], dtype=np.float32))
+        source, blend = None, None
+        if source_latent is not None:
+            source = xp.broadcast_to(source_latent, (len(pairs), *source_latent.shape[1:]))
+            # a latent cell is generated when any of its pixels is in the box, so every box pixel can change
+            touched = masks.reshape(len(pairs), side, f, side, f).max(axis=(2, 4)) >= 0.5
+            blend = xp.asarray(touched[:, None].astype(np.float32))
         context = xp.broadcast_to(hidden[None], (len(pairs), *hidden.shape))  # (uncond, cond) per row
-        return DenoiseRows(mask_latent, masked_latents, noise, context)
+        return DenoiseRows(mask_latent, masked_latents, noise, context, source, blend)
 
     def decode(self, latents, work, masks, cfg: EditConfig) -> np.ndarray:
         """Stage 8: uint8 images [R, S, S, 3] of latents [R, 4, h, w], pasted back outside `masks`

@@ -29,5 +29,9 @@ class Scheduler(Protocol):
 
     def predict_x0(self, model_output: np.ndarray, timestep: float, sample: np.ndarray) -> np.ndarray: ...
 
+    def noised(self, x0: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
+        """x0 noised to the level of the sample after step `index` (x0 after the last step)."""
+        ...
+
     def select(self, rows) -> None:
         """Keep only these batch rows of the per-row state (multistep history included)."""

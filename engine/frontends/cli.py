@@ -14,6 +14,7 @@ from lredit.cli import run_cli
 from lredit.config import (
     ANCHOR_SOURCES,
     COMPAT_PRESETS,
+    EDITORS,
     FINAL_PICKS,
     REGION_MODES,
     RGN_SAMPLING,
@@ -56,6 +57,8 @@ class RunOptions:
     """--backend torch-cuda: precision, cuda_graphs, compile as given (None = the device's default)."""
     cpu_fallback: bool = False
     """--device cuda without a GPU runs on the CPU (said on stderr) instead of being refused."""
+    unet: Path | None = None
+    """--unet: a UNet folder replacing <sd>/unet."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,10 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("lredit_out"), help="output folder (default: lredit_out)")
     p.add_argument("--overwrite", action="store_true", help="replace lredit outputs already in --out")
     src = p.add_argument_group("models")
-    src.add_argument("--models", default="tiny", help="'tiny', 'full-random' or a folder with dino/, clip/, sd/ [rgn.pt]")
+    src.add_argument("--models", default="tiny", help="'tiny', 'full-random', 'tiny-blend', 'full-random-blend' (4-channel UNet), "
+                     "'shapes' (the trained world; 'shapes-blend' with its text-to-image UNet) or a folder with dino/, clip/, sd/ [rgn.pt]")
     src.add_argument("--dino", type=Path, help="DINO ViT folder (transformers layout), overrides <models>/dino")
     src.add_argument("--clip", type=Path, help="CLIP folder (transformers layout), overrides <models>/clip")
-    src.add_argument("--sd", type=Path, help="SD inpainting folder (diffusers layout), overrides <models>/sd")
+    src.add_argument("--sd", type=Path,
+                     help="SD folder (diffusers layout: an inpainting or a text-to-image checkpoint), overrides <models>/sd")
+    src.add_argument("--unet", type=Path, help="a diffusers UNet folder, overrides <sd>/unet (e.g. a fine-tune)")
     src.add_argument("--rgn", type=Path, help="RGN checkpoint: safetensors or the authors' .pt (anchor_net.* head, conv.* projection)")
     run = p.add_argument_group("runtime")
     run.add_argument("--bundle", type=Path, help="an lr-export bundle (needed for --backend ort)")
@@ -104,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, help="noise seed (default 0)")
     e.add_argument("--working-size", type=int, help="inpainting resolution (default 512)")
     e.add_argument("--rgn-sampling", choices=RGN_SAMPLING)
-    e.add_argument("--paste-back", action="store_true", default=None, help="keep pixels outside the box exactly")
+    e.add_argument("--paste-back", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep pixels outside the box exactly (default off; the shapes world's on)")
+    e.add_argument("--editor", choices=EDITORS, help="base editor: inpaint (9-channel inpainting UNet), sd-blend (per-step "
+                   "latent blending, for 4-channel text-to-image UNets); default auto: by the UNet's input channels")
     e.add_argument("--anchor-source", choices=ANCHOR_SOURCES, help="dino: DINO saliency (default); caption: salient "
                    "patches re-ordered by CLIP's match of a crop to --source-caption; both: by both ranks")
     e.add_argument("--final-pick", choices=FINAL_PICKS, help="rank: CLIP ranking of the K candidates (default); "
@@ -130,10 +139,16 @@ def _fractions(text: str) -> tuple[float, ...]:
 
 def models_geometry(models: str, bundle: Path | None) -> dict:
     """The settings a models folder carries (geometry.json; the `shapes` world: 128 px, 20 steps,
-    paste-back, the pick by the objective), under what the command line gives; none with a bundle,
-    whose manifest rules."""
+    paste-back, the pick by the objective), under what the command line gives; with a bundle, the
+    ones its manifest recorded from that folder at export (pipeline.edit_defaults)."""
     if bundle is not None:
-        return {}
+        from lredit.errors import LreditError
+        from lredit.manifest import read_manifest
+
+        try:
+            return dict(read_manifest(bundle, require_complete=False).pipeline.edit_defaults)
+        except LreditError:
+            return {}  # opening the bundle names the problem
     from lredit.engine.runtimes.reference.torch_backend import models_settings
 
     return models_settings(models)
@@ -153,6 +168,7 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
             ("working_size", args.working_size),
             ("rgn_sampling", args.rgn_sampling),
             ("paste_back", args.paste_back),
+            ("editor", args.editor),
             ("final_pick", args.final_pick),
             ("anchor_source", args.anchor_source),
             ("anchor_spacing", args.anchor_spacing),
@@ -173,6 +189,7 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
         dino=args.dino,
         clip=args.clip,
         sd=args.sd,
+        unet=args.unet,
         rgn=args.rgn,
         backend=Backend(args.backend) if args.backend else (Backend.ORT if args.bundle else Backend.TORCH),
         bundle=args.bundle,
@@ -301,7 +318,7 @@ def _check_save_rgn(options: RunOptions, config: EditConfig) -> None:
 
 
 def _torch_pipeline(options: RunOptions, config: EditConfig):
-    families = dict(dino=options.dino, clip=options.clip, sd=options.sd, rgn=options.rgn)
+    families = dict(dino=options.dino, clip=options.clip, sd=options.sd, unet=options.unet, rgn=options.rgn)
     if options.backend is Backend.TORCH_CUDA:
         from lredit.engine.runtimes.torch_cuda import TorchEngineOptions, load_torch_cuda
 

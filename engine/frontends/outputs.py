@@ -202,6 +202,7 @@ def build_report(result: EditResult, *, image: str, backend: str, models: dict) 
         "backend": backend,
         "models": models,
         "config": cfg.to_report(),
+        "editor": result.editor,
         "feature_grid": list(result.grid),
         "working_size": cfg.working_size,
         "chosen": result.chosen,

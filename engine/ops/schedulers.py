@@ -58,6 +58,14 @@ class _Base:
         a_t = self._alpha(int(timestep))
         return ((sample - (F32(1) - a_t) ** F32(0.5) * model_output) / a_t ** F32(0.5)).astype(F32)
 
+    def noised(self, x0: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
+        """`x0` noised to the level the sample has after step `index` of the schedule (the
+        timestep that follows it; `x0` itself after the last step): sd-blend's source path."""
+        if index + 1 >= len(self.timesteps):
+            return x0.astype(F32)
+        a = self.alphas_cumprod[int(self.timesteps[index + 1])]
+        return (a ** F32(0.5) * x0 + (F32(1) - a) ** F32(0.5) * noise).astype(F32)
+
     def select(self, rows) -> None:
         """Keep only `rows` (indices into the batch) of every per-row state, so the next `step`
         runs on that sub-batch exactly as if only those rows had been run from the start."""
@@ -152,6 +160,10 @@ class _SigmaScheduler(_Base):
         sigmas = np.interp(timesteps.astype(np.float64), np.arange(len(table)), table.astype(np.float64))
         return np.concatenate([sigmas, [0.0]]).astype(F32)
 
+    def noised(self, x0: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
+        """Variance-exploding samples: x0 + sigma * noise at the next step's sigma (0 at the end)."""
+        return (x0 + self.sigmas[index + 1] * noise).astype(F32)
+
     def _index(self, timestep) -> int:
         hits = np.nonzero(self.timesteps == timestep)[0]
         if len(hits) == 0:
@@ -231,6 +243,11 @@ class DPMSolverMultistepScheduler(_SigmaScheduler):
         sigma_t = sigma * alpha
         with np.errstate(divide="ignore"):  # sigma 0 at the end: lambda = +inf, exp(-h) = 0
             return alpha, sigma_t, np.log(alpha) - np.log(sigma_t)
+
+    def noised(self, x0: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
+        """DPM-Solver's samples are variance-preserving: alpha_t x0 + sigma_t noise at the next sigma."""
+        alpha, sigma, _ = self._alpha_sigma_lambda(self.sigmas[index + 1])
+        return (alpha * x0 + sigma * noise).astype(F32)
 
     def predict_x0(self, model_output: np.ndarray, timestep, sample: np.ndarray) -> np.ndarray:
         alpha, sigma, _ = self._alpha_sigma_lambda(self.sigmas[self._index(timestep)])

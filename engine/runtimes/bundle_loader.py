@@ -51,6 +51,7 @@ def bundle_assets(manifest: Manifest, roi_pool, verify: bool | Verify = True) ->
         random_weights=manifest.models.random_weights,
         sources=dict(manifest.models.families),
         latent_channels=pipe.latent_channels,
+        unet_channels=unet_channels(pipe),
         vae_scale_factor=pipe.vae_scale_factor,
         clip_image_size=pipe.clip_image_size,
         roi_pool=roi_pool,
@@ -104,7 +105,7 @@ def geometry_problems(manifest: Manifest) -> list[str]:
         ("rgn", "pooled", 2, pipe.roi_size, f"roi_size={pipe.roi_size}"),
         ("rgn", "log_probs", 1, len(pipe.half_sizes), f"{len(pipe.half_sizes)} half_sizes"),
         ("clip_vision", "pixels", 2, pipe.clip_image_size, f"clip_image_size={pipe.clip_image_size}"),
-        ("unet", "sample", 1, 2 * pipe.latent_channels + 1, f"latent_channels={pipe.latent_channels}"),
+        ("unet", "sample", 1, unet_channels(pipe), f"editor={pipe.editor} with latent_channels={pipe.latent_channels}"),
         ("unet", "sample", 2, latent, f"working_size={pipe.working_size} / vae_scale_factor={pipe.vae_scale_factor}"),
         ("vae_encoder", "images", 2, pipe.working_size, f"working_size={pipe.working_size}"),
         ("vae_decoder", "images", 2, pipe.working_size, f"working_size={pipe.working_size}"),
@@ -115,6 +116,11 @@ def geometry_problems(manifest: Manifest) -> list[str]:
         if got is not None and got != want:
             problems.append(f"{graph}.{tensor}[{axis}] is {got}, {field} needs {want}")
     return problems
+
+
+def unet_channels(pipe) -> int:
+    """The UNet's input channels the manifest's editor kind implies."""
+    return pipe.latent_channels if pipe.editor == "sd-blend" else 2 * pipe.latent_channels + 1
 
 
 def _fixed_dim(manifest: Manifest, graph: str, tensor: str, axis: int) -> int | None:
@@ -185,15 +191,33 @@ def _bundle_rgn(manifest: Manifest, projection) -> RgnParams | None:
 
 
 def bundle_config(manifest: Manifest, config: EditConfig | None = None) -> EditConfig:
-    """`config` with the graph geometry the bundle was exported for."""
+    """`config` with the graph geometry the bundle was exported for; without a `config`, the
+    defaults its models folder set (manifest pipeline.edit_defaults) over EditConfig's."""
     pipe = manifest.pipeline
-    return (config or EditConfig()).replace(
+    return (config or bundle_defaults(manifest)).replace(
         working_size=pipe.working_size,
         dino_size=pipe.dino_size,
         half_sizes=pipe.half_sizes,
         roi_size=pipe.roi_size,
         proj_channels=pipe.proj_channels,
     )
+
+
+def bundle_defaults(manifest: Manifest) -> EditConfig:
+    """EditConfig with the bundle's edit_defaults, or a BundleError naming what is wrong."""
+    import dataclasses
+
+    defaults = dict(manifest.pipeline.edit_defaults)
+    known = {f.name for f in dataclasses.fields(EditConfig)}
+    unknown = sorted(set(defaults) - known)
+    if unknown:
+        raise BundleError(f"bundle {manifest.bundle}: pipeline.edit_defaults names {unknown}, which are not edit settings; "
+                          f"re-run lr-export --out {manifest.bundle}")
+    try:
+        return EditConfig(**defaults).validated()
+    except (InputError, TypeError) as exc:
+        raise BundleError(f"bundle {manifest.bundle}: pipeline.edit_defaults are not a valid config ({exc}); "
+                          f"re-run lr-export --out {manifest.bundle}") from None
 
 
 BUNDLE_GEOMETRY = ("working_size", "dino_size", "half_sizes", "roi_size", "proj_channels")

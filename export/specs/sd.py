@@ -11,14 +11,16 @@ def _latent(m, s):
 UNET_SPEC = GraphSpec(
     name="unet",
     inputs=(
-        Tensor("sample", ("batch", 9, "latent", "latent")),
+        Tensor("sample", ("batch", "unet_in", "latent", "latent")),
         Tensor("timestep", ("batch",), fill="timestep"),
         Tensor("encoder_hidden_states", ("batch", "text_len", "context")),
     ),
     outputs=(Tensor(Outputs.NOISE_PRED, ("batch", 4, "latent", "latent")),),
     axes=(Axis("batch", 2, 18, 32),),  # 2K rows with guidance, K in 1..16
     wrap=lambda m, s: wrappers.UnetGraph(m.unet),
-    static_sizes=lambda m, s: {"latent": _latent(m, s), "text_len": 77, "context": m.unet.config.cross_attention_dim},
+    # unet_in: 9 for an inpainting UNet (latent, mask, masked-image latent), 4 for a text-to-image one
+    static_sizes=lambda m, s: {"latent": _latent(m, s), "text_len": 77, "context": m.unet.config.cross_attention_dim,
+                               "unet_in": m.unet.config.in_channels},
     tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},
     ort_attention=True,
 )

@@ -22,6 +22,11 @@ FINAL_PICKS = ("rank", "objective")
 ANCHOR_SOURCES = ("dino", "caption", "both")
 """Where the anchors come from (EditConfig.anchor_source)."""
 ANCHOR_POOL = 3
+EDITORS = ("auto", "inpaint", "sd-blend")
+"""The base editor (EditConfig.editor): 'inpaint' = a 9-channel SD inpainting UNet, conditioned on
+the mask and the masked image; 'sd-blend' = per-step latent blending (Region-Aware Diffusion), for
+4-channel text-to-image UNets (and on top of an inpainting UNet's conditioning when forced there);
+'auto' = by the UNet's input channels (9: inpaint, 4: sd-blend)."""
 """anchor_source caption/both: the candidate pool is this many times K salient patches."""
 
 # Scheduler variants by EditConfig.scheduler name: the diffusers class and the config overrides
@@ -176,6 +181,10 @@ class EditConfig:
     seed: int = 0
     """Initial noise of candidate k with box size m comes from engine.noise, keyed (seed, k, m): the same on
     every backend, and independent of K."""
+    editor: str = "auto"
+    """The base editor (EDITORS): 'auto' = 'inpaint' for a 9-channel UNet, 'sd-blend' for a
+    4-channel one; 'sd-blend' blends, after every step, the latent outside the box with the source
+    latent noised to that step (docs/editors.md)."""
     paste_back: bool = False
     """Composite the decoded image into the working image inside the mask only (keeps every
     pixel outside the box bit-exact instead of VAE-round-tripped)."""
@@ -315,6 +324,7 @@ class EditConfig:
         need(self.rank_top_t2i >= 0, "rank_top_t2i", ">= 0")
         need(self.final_pick in FINAL_PICKS, "final_pick", f"one of {FINAL_PICKS}")
         need(self.anchor_source in ANCHOR_SOURCES, "anchor_source", f"one of {ANCHOR_SOURCES}")
+        need(self.editor in EDITORS, "editor", f"one of {EDITORS}")
         need(self.compat in COMPAT_PRESETS, "compat", f"one of {COMPAT_PRESETS}")
         if problems:
             raise InputError("invalid edit config: " + "; ".join(problems))

@@ -99,6 +99,12 @@ class PipelineInfo:
     clip_image_size: int
     max_candidates: int = 16
     dino_patch: int | None = None
+    editor: str = "inpaint"
+    """The base editor the UNet makes: 'inpaint' (9 input channels: latent, mask, masked-image
+    latent) or 'sd-blend' (a 4-channel text-to-image UNet, per-step latent blending)."""
+    edit_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """EditConfig fields the models folder sets (its geometry.json: the shapes world's steps,
+    paste_back, final_pick), the bundle's defaults under what a user passes."""
 
 
 @dataclass(frozen=True)
@@ -278,7 +284,18 @@ def _pipeline(pipe: dict) -> PipelineInfo:
         clip_image_size=int(pipe["clip_image_size"]),
         max_candidates=int(pipe.get("max_candidates", 16)),
         dino_patch=pipe.get("dino_patch"),
+        editor=_editor(pipe.get("editor", "inpaint")),
+        edit_defaults=_frozen(dict(pipe.get("edit_defaults", {}))),
     )
+
+
+EDITOR_KINDS = ("inpaint", "sd-blend")
+
+
+def _editor(value) -> str:
+    if value not in EDITOR_KINDS:
+        raise ValueError(f"pipeline.editor is {value!r}, expected one of {EDITOR_KINDS}")
+    return value
 
 
 def _models(models: dict) -> ModelsInfo:

@@ -29,14 +29,25 @@ def test_missing_family_folder_is_named(tmp_path):
         load_models(ModelSources.parse(str(tmp_path)), sizes=6, channels=12, roi_size=8)
 
 
-def test_non_inpainting_unet_is_refused(tiny_models, tmp_path):
+def _unet(in_channels: int):
     from diffusers import UNet2DConditionModel
 
+    return UNet2DConditionModel(in_channels=in_channels, block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=32,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+
+
+def test_text_to_image_unet_loads_for_sd_blend_and_other_unets_are_refused(tiny_models, tmp_path, photo):
+    from lredit.engine.runtimes.reference.torch_backend import reference_pipeline
+
     save_models(tiny_models, tmp_path)
-    UNet2DConditionModel(in_channels=4, block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=32,
-                         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D")).save_pretrained(tmp_path / "sd" / "unet")
-    with pytest.raises(ModelSourceError, match="has 4 input channels; an inpainting UNet has 9"):
+    _unet(4).save_pretrained(tmp_path / "sd" / "unet")
+    loaded = load_models(ModelSources.parse(str(tmp_path)), sizes=6, channels=12, roi_size=8)
+    result = reference_pipeline(loaded, EditConfig(working_size=64, steps=2, anchors=2)).edit(photo, "a cat", regions="rgn")
+    assert result.editor == "sd-blend"
+    _unet(5).save_pretrained(tmp_path / "sd" / "unet")
+    with pytest.raises(ModelSourceError, match="takes 5 input channels and gives 4; lredit edits with an inpainting UNet "
+                                               "\\(9 in.*or a text-to-image one \\(4 in"):
         load_models(ModelSources.parse(str(tmp_path)), sizes=6, channels=12, roi_size=8)
 
 

@@ -77,3 +77,19 @@ def test_saliency_target_peaks_inside_an_object():
         assert target.shape == (1024,) and abs(target.sum() - 1) < 1e-9
         r, c = divmod(int(target.argmax()), 32)
         assert any(o.mask[r * 4:(r + 1) * 4, c * 4:(c + 1) * 4].any() for o in scene.objects)
+
+
+def test_the_text_to_image_unet_starts_as_the_inpainting_unet_with_empty_conditioning():
+    """Its conv_in keeps the latent filters: on a latent x it is the inpainting UNet on
+    (x, mask 0, masked-image latent 0)."""
+    from lredit.world.train_unet import build_unet, text_to_image_unet
+
+    torch.manual_seed(0)
+    inpainting = build_unet(8, 32).eval()
+    t2i = text_to_image_unet(inpainting).eval()
+    assert t2i.config.in_channels == 4 and inpainting.config.in_channels == 9
+    x, t, text = torch.randn(2, 4, 8, 8), torch.tensor([10, 500]), torch.randn(2, 7, 32)
+    with torch.no_grad():
+        got = t2i(x, t, encoder_hidden_states=text).sample
+        ref = inpainting(torch.cat([x, torch.zeros(2, 5, 8, 8)], dim=1), t, encoder_hidden_states=text).sample
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)

@@ -79,6 +79,13 @@ class DiffusersScheduler:
         a_t = s.alphas_cumprod[int(timestep)]
         return ((x - (1 - a_t) ** 0.5 * eps) / a_t**0.5).float().numpy()
 
+    def noised(self, x0: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
+        """diffusers' own add_noise at the timestep after step `index` (x0 after the last)."""
+        if index + 1 >= len(self._timesteps):
+            return np.asarray(x0, dtype=np.float32)
+        t = self._timesteps[index + 1 : index + 2].expand(len(x0))
+        return self.scheduler.add_noise(torch.from_numpy(np.array(x0)), torch.from_numpy(np.array(noise)), t).float().numpy()
+
     def select(self, rows) -> None:
         """Slice diffusers' per-row history (PNDM's ets and cur_sample, DPM-Solver's
         model_outputs) to `rows`."""
@@ -122,6 +129,7 @@ def model_assets(models: ModelSet, make_scheduler: Callable[[str], Scheduler] | 
         random_weights=models.random_weights,
         sources=dict(models.sources),
         latent_channels=int(models.vae.config.latent_channels),
+        unet_channels=int(models.unet.config.in_channels),
         vae_scale_factor=models.vae_scale_factor,
         clip_image_size=int(models.clip.config.vision_config.image_size),
         roi_pool=roi_pool,
