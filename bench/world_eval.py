@@ -182,6 +182,7 @@ def markdown(record: dict) -> str:
         f"World evaluation: {record['cases']} {record['split']} cases, models `{record['models']}`, "
         f"{record['config']['working_size']} px, {record['config']['steps']} steps, K={record['config']['anchors']}, "
         f"anchors from {record['config'].get('anchor_source', 'dino')}, editor {record['config'].get('editor', 'auto')}, "
+        f"pruning at {record['config'].get('prune_fractions')} keeping {record['config'].get('prune_keep')}, "
         f"{record['device']['name']}",
         "",
         "| mode | localised (IoU >= 0.5) | success (judge) | mean IoU | others kept | PSNR outside (dB, p50) | UNet rows | s/edit |",
@@ -231,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--anchors", type=int, default=None)
     p.add_argument("--anchor-source", choices=ANCHOR_SOURCES, default=None, help="where every mode's anchors come from")
     p.add_argument("--editor", choices=EDITORS, default=None, help="every mode's base editor (docs/editors.md)")
+    p.add_argument("--prune-fractions", type=lambda t: tuple(float(v) for v in t.split(",")), default=None,
+                   help="search's pruning schedule, e.g. 0.1,0.2 (default: the engine's)")
+    p.add_argument("--prune-keep", type=float, default=None, help="search's keep share per phase (default: the engine's)")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     p.add_argument("--grid", type=Path)
@@ -239,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         p.error(f"unknown modes {unknown}; expected some of {MODES}")
-    given = (("steps", args.steps), ("anchors", args.anchors), ("anchor_source", args.anchor_source), ("editor", args.editor))
+    given = (("steps", args.steps), ("anchors", args.anchors), ("anchor_source", args.anchor_source), ("editor", args.editor),
+             ("prune_fractions", args.prune_fractions), ("prune_keep", args.prune_keep))
     overrides = {k: v for k, v in given if v is not None}
     cfg = world_config(args.models, **overrides)
     pipeline = load_reference(args.models, cfg)

@@ -38,6 +38,9 @@ def ship(models: Path, dest: Path, *, command: str, metrics: dict | None = None,
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.suffix == ".safetensors":
             half_copy(source, target)
+        elif source.name == "config.json" and "_name_or_path" in (config := json.loads(source.read_text())):
+            del config["_name_or_path"]  # where the trainer loaded it from: a path on its machine
+            target.write_text(json.dumps(config, indent=2) + "\n")
         else:
             shutil.copyfile(source, target)
         sums[relative.as_posix()] = sha256(target)

@@ -78,3 +78,20 @@ def test_shipped_clip_binds_colour_to_shape(shapes):
             logits = shapes.clip(input_ids=torch.tensor(ids), pixel_values=clip_batch([scene.image])).logits_per_image[0]
             right += int(logits[0] > logits[1])
     assert right / len(scenes) >= 0.8
+
+
+def test_shapes_blend_is_the_world_with_its_text_to_image_unet(shapes):
+    from lredit.config import EditConfig
+    from lredit.engine.runtimes.reference.torch_backend import reference_pipeline
+
+    sources = ModelSources.parse("shapes-blend")
+    assert sources.root == shipped_folder("shapes") and sources.unet == sources.root / "sd" / "unet_t2i"
+    blend = load_models(sources, sizes=6, channels=12, roi_size=8)
+    assert blend.unet.config.in_channels == 4 and blend.unet.config.out_channels == 4
+    assert blend.sources["unet"] == str(sources.unet)
+    for a, b in zip(blend.vae.parameters(), shapes.vae.parameters()):  # the same VAE and text encoder
+        assert torch.equal(a, b)
+    scene = generate_scene(scene_seed(Split.HELDOUT, 0))
+    cfg = EditConfig(**sources.geometry(), anchors=2).replace(steps=2)
+    result = reference_pipeline(blend, cfg).edit(scene.pil(), "a red square", "blue ring", regions="rgn")
+    assert result.editor == "sd-blend"

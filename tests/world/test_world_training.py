@@ -93,3 +93,23 @@ def test_the_text_to_image_unet_starts_as_the_inpainting_unet_with_empty_conditi
         got = t2i(x, t, encoder_hidden_states=text).sample
         ref = inpainting(torch.cat([x, torch.zeros(2, 5, 8, 8)], dim=1), t, encoder_hidden_states=text).sample
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_the_decoder_fine_tune_leaves_the_encoder_and_so_the_latent_space_alone(tmp_path):
+    from lredit.world import train_vae
+    from lredit.world.data import sd_batch
+
+    torch.manual_seed(0)
+    model = train_vae.build_vae(64)
+    pool = ScenePool(4, 64)
+    means, stds = train_vae.encode_frozen(model, pool.images)
+    objective = train_vae.DecoderObjective(means, stds, sd_batch(pool.images), train_vae.scene_weights(pool.scenes),
+                                           train_vae.freeze_encoder(model), batch=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train(RunSpec("vae_decoder", steps=2, lr=1e-2, warmup=1), model, objective, tmp_path, progress=False)
+    after = model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(("decoder.", "post_quant_conv.")) for k in moved), sorted(moved)[:5]
+    assert any(k.startswith("decoder.") for k in moved)
+    weights = train_vae.scene_weights(pool.scenes)
+    assert float(weights.max()) == 1 + train_vae.OBJECT_WEIGHT and float(weights.min()) == 1.0
