@@ -32,7 +32,7 @@ from .record import device_info
 from .world_eval import judge_reader, world_config, write_study
 
 
-def truth_cells(region, grow: float, grid: tuple[int, int], dino_size: int, size: int) -> np.ndarray:
+def truth_cells(region, grow: float, grid: tuple[int, int], size: int) -> np.ndarray:
     """The square box around `region` (x0, y0, x1, y1 end-exclusive pixels of the working image),
     `grow` times its longer side, in the feature cells the engine's boxes are given in."""
     x0, y0, x1, y1 = region
@@ -47,7 +47,7 @@ def truth_cells(region, grow: float, grid: tuple[int, int], dino_size: int, size
 def edit_in_truth_box(pipeline, case, seeds: int, grow: float, read) -> dict:
     cfg = pipeline.config
     prep = pipeline.prepare(case.scene().pil(), case.prompt, case.source_caption, cfg)
-    box_cells = truth_cells(case.region, grow, prep.grid, cfg.dino_size, cfg.working_size)
+    box_cells = truth_cells(case.region, grow, prep.grid, cfg.working_size)
     readings = []
     start = time.perf_counter()
     for seed in range(seeds):

@@ -299,11 +299,9 @@ def _manifest(cfg: ExportConfig, models, graphs: dict, assets: dict, *, complete
 def _edit_defaults(models: str) -> dict:
     """The EditConfig fields a models folder's geometry.json sets besides the graphs' geometry
     (the shapes world's steps, paste_back, final_pick): lr-edit --bundle applies them as defaults."""
-    from dataclasses import fields
-
-    from lredit.config import EditConfig
+    from lredit.config import EDIT_FIELDS
 
     from .models import ModelSources
 
-    known = {f.name for f in fields(EditConfig)} - {"working_size", "dino_size"}
+    known = EDIT_FIELDS - {"working_size", "dino_size"}
     return {k: v for k, v in ModelSources.parse(models).geometry().items() if k in known}

@@ -175,14 +175,21 @@ def fit_vae_decoder(plan: WorldPlan) -> dict:
             "judge_reads_round_trip_after": after, "started_from": str(source)}
 
 
-def fit_unet(plan: WorldPlan) -> dict:
+def frozen_sd(plan: WorldPlan):
+    """(this run's sd folder, the folder of the frozen parts, VAE, text encoder): the VAE and text
+    encoder a UNet is trained against are the ones it will run with, --init's where given."""
     from diffusers import AutoencoderKL
     from transformers import CLIPTextModel
 
     sd = plan.models / "sd"
-    frozen = Path(plan.init) / "sd" if plan.init is not None else sd  # the VAE and text encoder it will run with
+    frozen = Path(plan.init) / "sd" if plan.init is not None else sd
     vae = AutoencoderKL.from_pretrained(frozen / "vae", torch_dtype=torch.float32).eval()
     encoder = CLIPTextModel.from_pretrained(frozen / "text_encoder", torch_dtype=torch.float32).eval()
+    return sd, frozen, vae, encoder
+
+
+def fit_unet(plan: WorldPlan) -> dict:
+    sd, _, vae, encoder = frozen_sd(plan)
     plan.checkpoints.mkdir(parents=True, exist_ok=True)
     cache = plan.checkpoints / "unet_data.pt"
     if cache.is_file():
@@ -210,13 +217,9 @@ def fit_unet(plan: WorldPlan) -> dict:
 
 def fit_unet_t2i(plan: WorldPlan) -> dict:
     """The text-to-image UNet, started from the inpainting UNet (this run's, else --init's)."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel
+    from diffusers import UNet2DConditionModel
 
-    sd = plan.models / "sd"
-    frozen = Path(plan.init) / "sd" if plan.init is not None else sd
-    vae = AutoencoderKL.from_pretrained(frozen / "vae", torch_dtype=torch.float32).eval()
-    encoder = CLIPTextModel.from_pretrained(frozen / "text_encoder", torch_dtype=torch.float32).eval()
+    sd, frozen, vae, encoder = frozen_sd(plan)
     start = sd / "unet" if (sd / "unet" / "config.json").is_file() else frozen / "unet"
     inpainting = UNet2DConditionModel.from_pretrained(start, torch_dtype=torch.float32)
     plan.checkpoints.mkdir(parents=True, exist_ok=True)

@@ -125,16 +125,12 @@ def freeze_encoder(model: AutoencoderKL) -> AutoencoderKL:
 
 def judged_round_trip(model: AutoencoderKL, pool: ScenePool, judge_dir) -> float:
     """Share of the pool's objects the judge reads right (shape and colour) after encode -> decode."""
-    from .judge import load_judge, read_box
+    import dataclasses
 
-    judge = load_judge(judge_dir)
-    right = total = 0
+    from .judge import accuracy, load_judge
+
     with torch.no_grad():
-        for scene in pool.scenes:
-            recon = model.decode(model.encode(sd_batch(scene.image[None])).latent_dist.mean).sample
-            image = ((recon[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-            for obj in scene.objects:
-                reading = read_box(judge, image, obj.box)
-                right += (reading.shape, reading.colour) == (obj.shape, obj.colour)
-                total += 1
-    return right / max(total, 1)
+        recon = [model.decode(model.encode(sd_batch(s.image[None])).latent_dist.mean).sample[0] for s in pool.scenes]
+    scenes = [dataclasses.replace(s, image=((r.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+              for s, r in zip(pool.scenes, recon)]
+    return accuracy(load_judge(judge_dir), scenes)["both"]

@@ -11,7 +11,7 @@ from typing import Mapping
 import numpy as np
 
 from lredit import bundle as layout
-from lredit.config import EditConfig, Precision
+from lredit.config import EDIT_FIELDS, EditConfig, Precision
 from lredit.engine.core.pipeline import EditPipeline, PipelineAssets
 from lredit.engine.ops.batching import profile_batch_limits
 from lredit.engine.ops.schedulers import make_scheduler
@@ -205,11 +205,8 @@ def bundle_config(manifest: Manifest, config: EditConfig | None = None) -> EditC
 
 def bundle_defaults(manifest: Manifest) -> EditConfig:
     """EditConfig with the bundle's edit_defaults, or a BundleError naming what is wrong."""
-    import dataclasses
-
     defaults = dict(manifest.pipeline.edit_defaults)
-    known = {f.name for f in dataclasses.fields(EditConfig)}
-    unknown = sorted(set(defaults) - known)
+    unknown = sorted(set(defaults) - EDIT_FIELDS)
     if unknown:
         raise BundleError(f"bundle {manifest.bundle}: pipeline.edit_defaults names {unknown}, which are not edit settings; "
                           f"re-run lr-export --out {manifest.bundle}")

@@ -336,3 +336,8 @@ class EditConfig:
         data["prune_fractions"] = list(self.prune_fractions)
         data["regions"] = None if self.regions is None else self.regions.value
         return data
+
+
+EDIT_FIELDS = frozenset(f.name for f in dataclasses.fields(EditConfig))
+"""The names of every edit setting: what a models folder's geometry.json or a bundle's
+edit_defaults may set."""

@@ -10,7 +10,7 @@ from lredit.kernels.geometry import cells_to_pixels
 @pytest.mark.parametrize("region", [(10, 20, 40, 45), (0, 0, 22, 30), (100, 90, 128, 128), (60, 60, 70, 64)])
 def test_the_truth_box_holds_the_object_and_is_grow_times_its_longer_side(region):
     grid, size, grow = (32, 32), 128, 1.3
-    x0, y0, x1, y1 = cells_to_pixels(truth_cells(region, grow, grid, 256, size), grid, size)
+    x0, y0, x1, y1 = cells_to_pixels(truth_cells(region, grow, grid, size), grid, size)
     assert x0 <= region[0] and y0 <= region[1] and x1 + 1 >= region[2] - 1 and y1 + 1 >= region[3] - 1
     cell = (size - 1) / 31
     want = max(region[2] - region[0], region[3] - region[1]) * grow

@@ -3,13 +3,12 @@ the scheduler is diffusers' own, so the numpy pipeline around them is checked ag
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
-from lredit.config import EditConfig
+from lredit.config import EDIT_FIELDS, EditConfig
 from lredit.engine.core.pipeline import EditPipeline, PipelineAssets
 from lredit.engine.core.sessions import Scheduler
 from lredit.export import wrappers
@@ -169,8 +168,7 @@ def models_settings(models: str) -> dict:
         sources = ModelSources.parse(models)
     except LreditError:
         return {}
-    known = {f.name for f in dataclasses.fields(EditConfig)}
-    return {k: v for k, v in sources.geometry().items() if k in known}
+    return {k: v for k, v in sources.geometry().items() if k in EDIT_FIELDS}
 
 
 def scheduler_config_of(models: str, sd=None) -> dict | None:
