@@ -36,7 +36,7 @@ from lredit.engine.regions.scorer import ClipScorer
 from lredit.graphs import Outputs
 from lredit.kernels.geometry import cells_to_pixels
 
-from .world_eval import judge_reader, world_config, write_study
+from .world_eval import int_list, judge_reader, world_config, write_study
 from .world_grading import box_iou, exclusive, grade
 
 WEIGHTS = (0.0, 0.5, 1.0, 2.0)
@@ -140,7 +140,7 @@ def coverage(pipeline, cases, spacings=SPACINGS, sources=ANCHOR_SOURCES) -> dict
 def markdown(record: dict, top: int = 12) -> str:
     c = record["config"]
     lines = [f"Tuning study: {record['cases']} tune cases, {c['working_size']} px, {c['steps']} steps, K<={c['anchors']}, "
-             f"anchors from {c['anchor_source']}, "
+             f"anchors from {c['anchor_source']}, half-sizes {c['half_sizes']}, "
              f"{record['device']}", "",
              "| weights clip/str/dir | final pick | paste-back | K | localised | success | both |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -171,10 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", type=int, default=24)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--anchor-source", choices=ANCHOR_SOURCES, default=None, help="the anchors the pairs are inpainted at")
+    p.add_argument("--half-sizes", type=int_list, default=None, help="the M box half-sizes in DINO cells (default: the models folder's)")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     args = p.parse_args(argv)
-    given = {"steps": args.steps, "anchor_source": args.anchor_source}
+    given = {"steps": args.steps, "anchor_source": args.anchor_source, "half_sizes": args.half_sizes}
     cfg = world_config(args.models, **{k: v for k, v in given.items() if v is not None})
     pipeline = load_reference(args.models, cfg)
     read = judge_reader(Path(ModelSources.parse(args.models).root) / "judge")

@@ -38,11 +38,12 @@ def main(argv=None) -> int:
 
 def export_settings(models: str, working_size: int | None):
     """The geometry the graphs are built for: --working-size, else what the models folder's
-    geometry.json carries (the shapes world: 128 px), else EditConfig's."""
+    geometry.json carries (the shapes world: 128 px, its half-sizes), else EditConfig's."""
     from .models import ModelSources
-    from .specs import ExportSettings
+    from .specs import GRAPH_GEOMETRY, ExportSettings
 
-    carried = {k: v for k, v in ModelSources.parse(models).geometry().items() if k in ("working_size", "dino_size")}
+    carried = {k: (tuple(v) if isinstance(v, list) else v) for k, v in ModelSources.parse(models).geometry().items()
+               if k in GRAPH_GEOMETRY}
     return ExportSettings(**{**carried, **({"working_size": working_size} if working_size is not None else {})})
 
 

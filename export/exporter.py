@@ -302,6 +302,7 @@ def _edit_defaults(models: str) -> dict:
     from lredit.config import EDIT_FIELDS
 
     from .models import ModelSources
+    from .specs import GRAPH_GEOMETRY
 
-    known = EDIT_FIELDS - {"working_size", "dino_size"}
+    known = EDIT_FIELDS - set(GRAPH_GEOMETRY)
     return {k: v for k, v in ModelSources.parse(models).geometry().items() if k in known}

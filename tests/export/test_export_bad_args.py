@@ -62,3 +62,14 @@ def test_a_models_folder_sets_the_working_size_under_the_flag():
     assert export_settings("shapes", None).working_size == 128  # the world's geometry.json
     assert export_settings("shapes", 256).working_size == 256
     assert export_settings("tiny", None).working_size == EditConfig().working_size
+
+
+def test_a_models_folder_sets_the_graphs_half_sizes_and_the_bundle_fixes_them(tmp_path):
+    import json
+
+    from lredit.export.cli import export_settings
+    from lredit.export.exporter import _edit_defaults
+
+    (tmp_path / "geometry.json").write_text(json.dumps({"half_sizes": [3, 4, 5], "steps": 7}))
+    assert export_settings(str(tmp_path), None).half_sizes == (3, 4, 5)  # the RGN graph's boxes
+    assert _edit_defaults(str(tmp_path)) == {"steps": 7}  # geometry is the manifest's pipeline, not a default
