@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from lredit.atomic import write_bytes_atomic, write_json_atomic
-from lredit.config import ANCHOR_SOURCES, EDITORS, EditConfig, RegionMode
+from lredit.config import ANCHOR_SOURCES, EDITORS, PRUNE_DECODES, EditConfig, RegionMode
 from lredit.engine.frontends.outputs import overlay
 from lredit.engine.runtimes.reference.torch_backend import load_reference, models_settings
 from lredit.engine.runtimes.rgn_runtime import with_rgn, with_rgn_checkpoint
@@ -79,6 +79,11 @@ def write_study(record: dict, text: str, json_path: Path | None, markdown_path: 
 def world_config(models: str, **overrides) -> EditConfig:
     """The engine's config at the geometry the models folder carries (geometry.json)."""
     return EditConfig(**{**models_settings(models), **overrides}).validated()
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """'3,4,5' -> (3, 4, 5): a list option's value."""
+    return tuple(int(v) for v in text.split(","))
 
 
 def uniform_sizes_rgn(params):
@@ -183,6 +188,7 @@ def markdown(record: dict) -> str:
         f"{record['config']['working_size']} px, {record['config']['steps']} steps, K={record['config']['anchors']}, "
         f"anchors from {record['config'].get('anchor_source', 'dino')}, editor {record['config'].get('editor', 'auto')}, "
         f"pruning at {record['config'].get('prune_fractions')} keeping {record['config'].get('prune_keep')}, "
+        f"half-sizes {record['config'].get('half_sizes')}, pruning decodes {record['config'].get('prune_decode', 'full')}, "
         f"{record['device']['name']}",
         "",
         "| mode | localised (IoU >= 0.5) | success (judge) | mean IoU | others kept | PSNR outside (dB, p50) | UNet rows | s/edit |",
@@ -235,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prune-fractions", type=lambda t: tuple(float(v) for v in t.split(",")), default=None,
                    help="search's pruning schedule, e.g. 0.1,0.2 (default: the engine's)")
     p.add_argument("--prune-keep", type=float, default=None, help="search's keep share per phase (default: the engine's)")
+    p.add_argument("--prune-decode", choices=PRUNE_DECODES, default=None,
+                   help="search's mid-schedule decode: full or crop (default: the models folder's)")
+    p.add_argument("--half-sizes", type=int_list, default=None,
+                   help="the M box half-sizes in DINO cells, e.g. 3,4,5,6,7,8 (default: the models folder's)")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     p.add_argument("--grid", type=Path)
@@ -244,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown modes {unknown}; expected some of {MODES}")
     given = (("steps", args.steps), ("anchors", args.anchors), ("anchor_source", args.anchor_source), ("editor", args.editor),
-             ("prune_fractions", args.prune_fractions), ("prune_keep", args.prune_keep))
+             ("prune_fractions", args.prune_fractions), ("prune_keep", args.prune_keep), ("half_sizes", args.half_sizes),
+             ("prune_decode", args.prune_decode))
     overrides = {k: v for k, v in given if v is not None}
     cfg = world_config(args.models, **overrides)
     pipeline = load_reference(args.models, cfg)

@@ -99,7 +99,7 @@ def check_parity(spec: GraphSpec, module: torch.nn.Module, sizes: dict, path: Pa
     """Run the ONNX graph on ONNX Runtime and the torch module on the same fresh random inputs
     (at a batch other than the export batch); return the worst errors per output."""
     rng = np.random.default_rng(seed)
-    dynamic = {a.name: (a.min if a.min != a.opt else a.max) for a in spec.axes}
+    dynamic = {a.name: a.other_point(sizes) for a in spec.axes}
     feeds = spec.dummy_inputs(sizes, rng, dynamic=dynamic)
     tol = spec.tolerance[precision if spec.fp16 else "fp32"]
     with torch.no_grad():

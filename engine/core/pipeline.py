@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 import numpy as np
 from PIL import Image
 
-from lredit.config import ANCHOR_POOL, EditConfig, RegionMode
+from lredit.config import ANCHOR_POOL, PRUNE_CROP_MARGIN, EditConfig, RegionMode
 from lredit.engine.core.denoise import DenoiseRows, RowDenoiser
 from lredit.engine.core.sessions import GraphSession, Scheduler
 from lredit.engine.core.staged import Prepared, RequestInpainter, StagedRows
@@ -68,6 +68,9 @@ class PipelineAssets:
     numpy reference, or kernels.loader.CudaRoiPool on GPU."""
     batch_limits: dict = field(default_factory=dict)
     """Graph -> largest batch per call (a bundle's profile); larger batches run in chunks."""
+    decoder_crop_min: int | None = None
+    """The smallest latent side the VAE decoder takes below the working size's (prune_decode
+    'crop'); None: it decodes the full latent only (a bundle exported before crops)."""
     rgn: RgnParams | None = None
     """The RGN's weights in numpy (head + projection) where known: what mode `learn` starts from."""
     notes: tuple[str, ...] = ()
@@ -275,7 +278,7 @@ class EditPipeline:
                 rows_before = den.unet_rows
                 x0 = den.run(until=step)
                 with timer.stage("prune_decode"):
-                    images = self.decode(x0, work, masks[live], cfg)
+                    images = self.decode_pruning(x0, work, masks[live], staged.boxes_px[live], cfg)
                 keep = np.asarray(prune(step, live, images, work), dtype=np.int64)
                 phases.append({"step": step, "pairs_alive": len(live), "rows_run": den.unet_rows - rows_before})
                 den.keep(keep)
@@ -439,6 +442,29 @@ class EditPipeline:
             keep = masks[..., None] >= 0.5
             decoded = np.where(keep, decoded, image_ops.to_uint8(work)[None])
         return decoded
+
+    def decode_pruning(self, latents, work, masks, boxes_px, cfg: EditConfig) -> np.ndarray:
+        """A pruning phase's decode: `decode`, or with prune_decode 'crop' (and a decoder that
+        takes crops) only each row's latent window around its box (ops.images.latent_windows),
+        its pixels inside the mask over the working image; rows of one window size share a call."""
+        minimum = self.assets.decoder_crop_min
+        if cfg.prune_decode != "crop" or minimum is None:
+            return self.decode(latents, work, masks, cfg)
+        f = self.assets.vae_scale_factor
+        windows = image_ops.latent_windows(boxes_px, f, int(latents.shape[-1]), PRUNE_CROP_MARGIN, minimum)
+        xp = array_module(latents)
+        images = np.repeat(image_ops.to_uint8(work)[None], len(latents), axis=0)
+        for size in np.unique(windows[:, 2]):
+            rows = np.flatnonzero(windows[:, 2] == size)
+            cells = [(slice(t, t + size), slice(x, x + size)) for t, x in windows[rows, :2]]
+            crops = xp.stack([latents[r, :, ys, xs] for r, (ys, xs) in zip(rows, cells)])
+            decoded = image_ops.sd_to_uint8(self.run_chunked("vae_decoder", latents=crops)[Outputs.IMAGES])
+            for row, pixels in zip(rows, decoded):
+                y, x = windows[row, :2] * f
+                window = (slice(y, y + size * f), slice(x, x + size * f))
+                inside = masks[row][window][..., None] >= 0.5
+                images[row][window] = np.where(inside, pixels, images[row][window])
+        return images
 
     def _rank(self, candidates, source, prompt: str, cfg: EditConfig) -> RankScores:
         pixels = image_ops.clip_pixels([*candidates, source], self.assets.clip_image_size)

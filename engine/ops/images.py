@@ -235,6 +235,20 @@ def sd_to_uint8(images: np.ndarray) -> np.ndarray:
     return (x.transpose(0, 2, 3, 1) * 255.0).round().astype(np.uint8)
 
 
+def latent_windows(boxes_px: np.ndarray, factor: int, side: int, margin: int, minimum: int = 1) -> np.ndarray:
+    """Square latent windows [R, 3] (top, left, size) covering each pixel box [R, 4] (x0, y0, x1,
+    y1 inclusive) plus `margin` cells, inside a latent of `side` cells, at least `minimum` cells
+    (a graph's smallest crop), shifted inward at the borders rather than cut."""
+    boxes = np.asarray(boxes_px, dtype=np.int64).reshape(-1, 4)
+    first = boxes[:, :2] // factor  # (x, y) cells holding the box's first and last pixels
+    last = boxes[:, 2:] // factor
+    extents = last - first + 1
+    size = np.clip(extents.max(axis=1) + 2 * margin, max(1, minimum), side)
+    # centred on the box's cells, then moved inside the latent (it still covers the box)
+    start = np.clip(first - (size[:, None] - extents) // 2, 0, side - size[:, None])
+    return np.stack([start[:, 1], start[:, 0], size], axis=1).astype(np.int64)
+
+
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
     """uint8 pixels from uint8 or float 0..255 ones, rounded half up (torchvision's save_image)."""
     if pixels.dtype == np.uint8:

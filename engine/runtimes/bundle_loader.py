@@ -56,8 +56,18 @@ def bundle_assets(manifest: Manifest, roi_pool, verify: bool | Verify = True) ->
         clip_image_size=pipe.clip_image_size,
         roi_pool=roi_pool,
         batch_limits=profile_batch_limits(manifest.graphs),
+        decoder_crop_min=decoder_crop_min(manifest.graphs.get("vae_decoder")),
         rgn=_bundle_rgn(manifest, (weight, bias)),
     )
+
+
+def decoder_crop_min(entry: GraphEntry | None) -> int | None:
+    """The smallest latent side the bundle's VAE decoder takes, if its latent axis is dynamic
+    (bundles exported before crops fix it at the working size: None)."""
+    if entry is None or "latent" not in entry.dynamic_axes:
+        return None
+    shapes = [shape for shape in entry.profile.values() if shape.get("min")]
+    return int(shapes[0]["min"][2]) if shapes else None
 
 
 def load_projection(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:

@@ -29,14 +29,31 @@ class Tensor:
     """Dummy data: 'normal', 'unit' (uniform 0..1), 'ids' (token ids ending in EOS), 'timestep'."""
 
 
+FULL = -1
+"""An Axis's opt or max that is the symbol's static size for these models (static_sizes): a
+spatial axis dynamic below the working size (the VAE decoder's crops)."""
+
+
 @dataclass(frozen=True)
 class Axis:
-    """A dynamic axis and its TensorRT optimisation profile."""
+    """A dynamic axis and its TensorRT optimisation profile (opt, max: an int or FULL)."""
 
     name: str
     min: int
     opt: int
     max: int
+
+    def at(self, point: str, sizes: Mapping[str, int]) -> int:
+        """The axis's size at a profile point ('min', 'opt', 'max'), FULL resolved from `sizes`."""
+        value = getattr(self, point)
+        return int(sizes[self.name]) if value == FULL else value
+
+    def other_point(self, sizes: Mapping[str, int], prefer: str = "min") -> int:
+        """A size away from the opt (export) point, for parity on shapes the tracer did not see:
+        `prefer` ('min' or 'max') unless that one is the opt."""
+        other = "max" if prefer == "min" else "min"
+        opt = self.at("opt", sizes)
+        return self.at(prefer, sizes) if self.at(prefer, sizes) != opt else self.at(other, sizes)
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,11 @@ class ExportSettings:
     def sizes(self) -> int:
         """M: box sizes per anchor."""
         return len(self.half_sizes)
+
+
+GRAPH_GEOMETRY = ("working_size", "dino_size", "half_sizes", "roi_size")
+"""The EditConfig fields that are also ExportSettings' (same names): a models folder's
+geometry.json sets them for the graphs, and a bundle then fixes them."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +123,7 @@ class GraphSpec:
             if isinstance(dim, int):
                 out.append(dim)
             elif dim in self.dynamic:
-                out.append(getattr(self.dynamic[dim], point))
+                out.append(self.dynamic[dim].at(point, sizes))
             elif dim in sizes:
                 out.append(int(sizes[dim]))
             else:
@@ -122,7 +144,7 @@ class GraphSpec:
 
     def dummy_inputs(self, sizes: Mapping[str, int], rng: np.random.Generator, point: str = "opt", dynamic=None) -> dict:
         """Random inputs at a profile point; `dynamic` sets dynamic axes to other values."""
-        values = {**sizes, **{a.name: getattr(a, point) for a in self.axes}, **(dynamic or {})}
+        values = {**sizes, **{a.name: a.at(point, sizes) for a in self.axes}, **(dynamic or {})}
         return {
             t.name: make_dummy(t, tuple(d if isinstance(d, int) else values[d] for d in t.shape), rng)
             for t in self.inputs

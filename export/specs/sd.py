@@ -1,7 +1,7 @@
 from lredit.export import wrappers
 from lredit.graphs import Outputs
 
-from .base import Axis, GraphSpec, Tensor, Tolerance
+from .base import FULL, Axis, GraphSpec, Tensor, Tolerance
 
 
 def _latent(m, s):
@@ -41,7 +41,8 @@ VAE_DECODER_SPEC = GraphSpec(
     name="vae_decoder",
     inputs=(Tensor("latents", ("batch", 4, "latent", "latent")),),
     outputs=(Tensor(Outputs.IMAGES, ("batch", 3, "image", "image")),),
-    axes=(Axis("batch", 1, 9, 16),),
+    # square latent crops up to the full latent: search's pruning decodes each box's crop only
+    axes=(Axis("batch", 1, 9, 16), Axis("latent", 4, FULL, FULL), Axis("image", 32, FULL, FULL)),
     wrap=lambda m, s: wrappers.VaeDecoderGraph(m.vae),
     static_sizes=lambda m, s: {"image": s.working_size, "latent": _latent(m, s)},
     tolerance={"fp32": Tolerance(1e-4, 1e-4), "fp16": Tolerance(3e-2, 3e-2)},

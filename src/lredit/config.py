@@ -22,6 +22,11 @@ FINAL_PICKS = ("rank", "objective")
 ANCHOR_SOURCES = ("dino", "caption", "both")
 """Where the anchors come from (EditConfig.anchor_source)."""
 ANCHOR_POOL = 3
+PRUNE_DECODES = ("full", "crop")
+"""How search's pruning decodes the mid-schedule x0 (EditConfig.prune_decode)."""
+PRUNE_CROP_MARGIN = 2
+"""prune_decode 'crop': latent cells decoded beyond a box on every side, so the decoder's
+convolutions see the box's surroundings (its mid-block attention still sees only the crop)."""
 EDITORS = ("auto", "inpaint", "sd-blend")
 """The base editor (EditConfig.editor): 'inpaint' = a 9-channel SD inpainting UNet, conditioned on
 the mask and the masked image; 'sd-blend' = per-step latent blending (Region-Aware Diffusion), for
@@ -155,6 +160,10 @@ class EditConfig:
     only the best `prune_keep` share of every anchor's live sizes continues."""
     prune_keep: float = 0.5
     """Share of an anchor's live sizes kept at each pruning phase (rounded up, at least one)."""
+    prune_decode: str = "full"
+    """search: how a pruning phase decodes x0: 'full' = the whole latent; 'crop' = only a square
+    latent crop around each pair's box (PRUNE_CROP_MARGIN cells beyond it), the source's pixels
+    outside the box (as paste-back). The final decode is always full."""
     learn_iterations: int = 10
     """learn: Adam steps on the RGN (the authors' 10); each costs no inpainting (losses are cached)."""
     learn_lr: float = 5e-3
@@ -268,6 +277,8 @@ class EditConfig:
         if isinstance(self.regions, str) and self.regions in REGION_MODES:
             object.__setattr__(self, "regions", RegionMode(self.regions))
         object.__setattr__(self, "prune_fractions", tuple(float(f) for f in self.prune_fractions))
+        if isinstance(self.half_sizes, list):  # geometry.json and bundle manifests carry JSON lists
+            object.__setattr__(self, "half_sizes", tuple(self.half_sizes))
 
     def region_mode(self, has_checkpoint: bool) -> RegionMode:
         """The mode this edit runs: `regions`, or by default search without an RGN checkpoint
@@ -307,6 +318,9 @@ class EditConfig:
             "increasing fractions strictly between 0 and 1",
         )
         need(0.0 < self.prune_keep <= 1.0, "prune_keep", "a share in (0, 1]")
+        need(self.prune_decode in PRUNE_DECODES, "prune_decode", f"one of {PRUNE_DECODES}")
+        need(self.prune_decode != "crop" or self.paste_back, "prune_decode",
+             "'full' unless paste_back is on ('crop' keeps the source's pixels outside each box, as paste-back does)")
         need(isinstance(self.learn_iterations, int) and self.learn_iterations >= 1, "learn_iterations", "an integer >= 1")
         need(self.learn_lr > 0, "learn_lr", "> 0")
         need(

@@ -45,7 +45,7 @@ def test_graph_parity_on_fresh_inputs(exported, tiny_models, graph):
     spec = SPECS[graph]
     sizes = spec.static_sizes(tiny_models, SETTINGS)
     rng = np.random.default_rng(99)
-    dynamic = {a.name: a.max if a.max != a.opt else a.min for a in spec.axes}
+    dynamic = {a.name: a.other_point(sizes, prefer="max") for a in spec.axes}
     feeds = spec.dummy_inputs(sizes, rng, dynamic=dynamic)
     sess = ort.InferenceSession(str(out / manifest["graphs"][graph]["file"]), providers=["CPUExecutionProvider"])
     got = sess.run(None, feeds)
@@ -57,6 +57,23 @@ def test_graph_parity_on_fresh_inputs(exported, tiny_models, graph):
         assert g.shape == tuple(r.shape), t.name
         assert np.abs(g - r.numpy()).max() <= atol, f"{graph}.{t.name}"
         assert np.std(r.numpy()) > 0, f"{graph}.{t.name}: constant output makes parity meaningless"
+
+
+@pytest.mark.parametrize("latent", [8, 5])
+def test_the_vae_decoder_decodes_the_full_latent_and_crops_of_it(exported, tiny_models, latent):
+    """The decoder is exported at the full latent (8 at 64 px) and traced dynamic below it:
+    search's pruning decodes square crops (5 here) through the same graph."""
+    import onnxruntime as ort
+
+    precision, out, manifest, _ = exported
+    spec = SPECS["vae_decoder"]
+    feeds = spec.dummy_inputs(spec.static_sizes(tiny_models, SETTINGS), np.random.default_rng(7), dynamic={"batch": 3, "latent": latent})
+    sess = ort.InferenceSession(str(out / manifest["graphs"]["vae_decoder"]["file"]), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, feeds)
+    with torch.no_grad():
+        ref = spec.wrap(tiny_models, SETTINGS)(torch.from_numpy(feeds["latents"])).numpy()
+    assert got.shape == ref.shape == (3, 3, 8 * latent, 8 * latent)
+    assert np.abs(got - ref).max() <= (FP16_ATOL if precision == "fp16" else FP32_ATOL)
 
 
 def test_manifest_lists_graphs_with_matching_sha256_and_parity_within_tolerance(exported):

@@ -128,6 +128,7 @@ def model_assets(models: ModelSet, make_scheduler: Callable[[str], Scheduler] | 
         random_weights=models.random_weights,
         sources=dict(models.sources),
         latent_channels=int(models.vae.config.latent_channels),
+        decoder_crop_min=1,  # a torch VAE decodes any latent size
         unet_channels=int(models.unet.config.in_channels),
         vae_scale_factor=models.vae_scale_factor,
         clip_image_size=int(models.clip.config.vision_config.image_size),

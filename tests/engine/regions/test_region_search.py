@@ -302,3 +302,89 @@ def test_auto_mode_falls_back_to_rgn_only_where_search_cannot_run(reference, pho
         pipe.region_mode(pipe.config.replace(regions="search"), [])
     stubbed = EditPipeline(sessions, reference.assets, pipe.config, scorer_factory=lambda job: SetLosses(TABLE))
     assert stubbed.region_mode(stubbed.config, []) is RegionMode.SEARCH
+
+
+def test_latent_windows_cover_each_box_inside_the_latent():
+    from lredit.engine.ops.images import latent_windows
+
+    boxes = np.array([[10, 12, 45, 30], [0, 0, 7, 7], [60, 50, 63, 63], [0, 0, 63, 63]])  # inclusive pixels, 64 px
+    windows = latent_windows(boxes, 8, 8, margin=2, minimum=4)
+    for (x0, y0, x1, y1), (top, left, size) in zip(boxes, windows):
+        assert 0 <= top and 0 <= left and top + size <= 8 and left + size <= 8
+        assert top * 8 <= y0 and left * 8 <= x0 and (top + size) * 8 > y1 and (left + size) * 8 > x1
+    assert windows[:, 2].tolist() == [8, 5, 6, 8]  # extent + 2 margins, at most the latent
+    assert latent_windows(boxes[1:2], 8, 8, margin=0, minimum=4)[0, 2] == 4  # the graph's smallest crop
+
+
+def _prune_decodes(pipe, photo, prompt="a red car"):
+    """(latent sides the VAE decoder was called with, the pruning phase's images, its pairs, rows)."""
+    decoder, sides, seen = pipe.sessions["vae_decoder"], [], []
+
+    class Recording:
+        input_names, output_names = decoder.input_names, decoder.output_names
+
+        def run(self, feeds):
+            sides.append(feeds["latents"].shape[-1])
+            return decoder.run(feeds)
+
+    class Capture(SetLosses):
+        def __call__(self, pairs, images, work):
+            seen.append((pairs.copy(), images.copy()))
+            return super().__call__(pairs, images, work)
+
+    run = EditPipeline({**pipe.sessions, "vae_decoder": Recording()}, pipe.assets, pipe.config,
+                       scorer_factory=lambda job: Capture(TABLE))
+    result = run.edit(photo, prompt)
+    return sides, seen, result
+
+
+# Inside the boxes a crop sees less context than the full latent (the decoder's mid-block
+# attention sees only the crop): the tiny random VAE at 64 px, K=3, M=6, 3 PNDM steps, pruned at
+# 0.5, half-sizes 1..6, paste-back, differs from the full decode by at most this mean inside the boxes.
+CROP_MEAN_LEVELS = 4.0  # measured 1.9 (max 45 at one pixel)
+
+
+def test_crop_prune_decode_decodes_latent_windows_and_keeps_the_rest_of_the_image(reference, photo):
+    from lredit.config import PRUNE_CROP_MARGIN
+    from lredit.engine.ops.images import latent_windows
+
+    full_pipe = _pipe(reference, SetLosses(TABLE), regions=RegionMode.SEARCH, prune_fractions=(0.5,),
+                      half_sizes=(1, 2, 3, 4, 5, 6), paste_back=True)
+    crop_pipe = EditPipeline(full_pipe.sessions, full_pipe.assets, full_pipe.config.replace(prune_decode="crop"))
+    full_sides, full_seen, full = _prune_decodes(full_pipe, photo)
+    crop_sides, crop_seen, crop = _prune_decodes(crop_pipe, photo)
+    side = full_pipe.config.working_size // 8
+    assert set(full_sides) == {side}
+    # the pruning phase: one call per window size, smaller than the latent for the small boxes;
+    # the final decode (the last call) stays full
+    assert crop_sides[-1] == side and min(crop_sides[:-1]) < side and len(crop_sides) > 2
+    assert [c.size for c in crop.candidates] == [c.size for c in full.candidates]
+    (pairs, crop_images), (_, full_images) = crop_seen[0], full_seen[0]
+    staged = _inpaint(crop_pipe, photo, pairs, prompt="a red car")
+    outside = np.broadcast_to(staged.masks[..., None] < 0.5, crop_images.shape)
+    work = np.broadcast_to(staged.work[None], crop_images.shape)
+    assert np.array_equal(crop_images[outside], work[outside])  # the source's pixels, as paste-back
+    diff = np.abs(crop_images.astype(np.int16) - full_images.astype(np.int16))
+    assert diff[~outside].mean() <= CROP_MEAN_LEVELS
+    # where a window is the whole latent, the crop decode is the full one
+    whole = latent_windows(staged.boxes_px, 8, side, PRUNE_CROP_MARGIN, crop_pipe.assets.decoder_crop_min)[:, 2] == side
+    assert whole.any() and all(_levels(crop_images[r], full_images[r]) <= MAX_LEVELS for r in np.flatnonzero(whole))
+
+
+def test_prune_decode_crop_falls_back_to_full_where_the_bundle_decoder_is_fixed(tiny_bundle, reference):
+    import dataclasses
+
+    from lredit.engine.frontends.cli import parse
+    from lredit.engine.frontends.editor import Editor
+    from lredit.engine.runtimes.bundle_loader import decoder_crop_min
+    from lredit.errors import InputError
+    from lredit.manifest import read_manifest
+
+    assert Editor.from_bundle(tiny_bundle, backend="ort").pipeline.assets.decoder_crop_min == 4  # the spec's profile min
+    fixed = dataclasses.replace(read_manifest(tiny_bundle).graphs["vae_decoder"], dynamic_axes=("batch",))
+    assert decoder_crop_min(fixed) is None  # a bundle exported before crops: full decodes
+    with pytest.raises(InputError, match="prune_decode"):
+        reference.config.replace(prune_decode="half")
+    with pytest.raises(InputError, match="unless paste_back"):
+        reference.config.replace(prune_decode="crop", paste_back=False)
+    assert parse(["x.png", "a cat", "--prune-decode", "crop", "--paste-back"])[1].prune_decode == "crop"

@@ -109,12 +109,15 @@ def test_a_graph_with_a_fixed_batch_is_refused(tiny_bundle, tmp_path):
     from lredit.engine.runtimes.bundle_loader import check_signature
     from lredit.manifest import read_manifest
 
-    entry = read_manifest(tiny_bundle).graphs["vae_decoder"]
-    good = [("latents", "float32", ["batch", 4, 8, 8])]
-    check_signature(entry, good, [("images", "float32", ["batch", 3, 64, 64])])
-    with pytest.raises(BundleError, match=r"input latents has shape \[2, 4, 8, 8\]"):
-        check_signature(entry, [("latents", "float32", [2, 4, 8, 8])], [("images", "float32", ["batch", 3, 64, 64])])
+    entry = read_manifest(tiny_bundle).graphs["vae_decoder"]  # batch and the latent's side are dynamic (crops)
+    good = [("latents", "float32", ["batch", 4, "latent", "latent"])]
+    image = [("images", "float32", ["batch", 3, "image", "image"])]
+    check_signature(entry, good, image)
+    with pytest.raises(BundleError, match=r"input latents has shape \[2, 4, 'latent', 'latent'\]"):
+        check_signature(entry, [("latents", "float32", [2, 4, "latent", "latent"])], image)
+    with pytest.raises(BundleError, match=r"input latents has shape \['batch', 4, 8, 8\]"):
+        check_signature(entry, [("latents", "float32", ["batch", 4, 8, 8])], image)
     with pytest.raises(BundleError, match=r"output images has shape \['batch', 3, 32, 32\]"):
         check_signature(entry, good, [("images", "float32", ["batch", 3, 32, 32])])
     with pytest.raises(BundleError, match="input latents is int64, the manifest says float32"):
-        check_signature(entry, [("latents", "int64", ["batch", 4, 8, 8])], [("images", "float32", ["batch", 3, 64, 64])])
+        check_signature(entry, [("latents", "int64", ["batch", 4, "latent", "latent"])], image)
