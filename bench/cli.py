@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--authors-iterations", type=int, default=0,
                       help="extra inpaint + rank passes per authors edit (their README loop: 10)")
     what.add_argument("--regions", default="rgn",
-                      help="engine region modes side by side: comma list of rgn,search,search-noprune,learn (default rgn)")
+                      help="engine region modes side by side: comma list of rgn,search,search-noprune,search-crop,learn (default rgn)")
     what.add_argument("--image", type=Path, help="input image (default: a synthetic 320x320 image)")
     what.add_argument("--prompt", default="a bowl of strawberries")
     what.add_argument("--in-process", action="store_true",

@@ -37,11 +37,14 @@ _EDIT = EditConfig()  # the bench's defaults are the edit's
 BACKEND_NAMES = (AUTHORS, *(engine_backend_name(b) for b in Backend if b is not Backend.TORCH_CUDA), *TORCH_CUDA_VARIANTS)
 BUNDLE_BACKENDS = (engine_backend_name(Backend.ORT), engine_backend_name(Backend.TRT))
 """The backends that run an exported bundle."""
-REGION_VARIANTS = ("rgn", "search", "search-noprune", "learn")
+REGION_VARIANTS = ("rgn", "search", "search-noprune", "search-crop", "learn")
 
 
 def region_overrides(variant: str) -> dict:
-    """EditConfig fields of one --regions variant (search-noprune = search without pruning)."""
+    """EditConfig fields of one --regions variant (search-noprune = search without pruning;
+    search-crop = pruned, its phases decoding latent windows, with the paste-back that needs)."""
+    if variant == "search-crop":
+        return {"regions": "search", "prune": True, "prune_decode": "crop", "paste_back": True}
     return {"regions": variant.removesuffix("-noprune"), "prune": not variant.endswith("-noprune")}
 
 

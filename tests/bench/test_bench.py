@@ -176,3 +176,13 @@ def test_a_child_that_dies_gives_failed_records():
     records = isolated.measure_in_child("engine-torch", cfg, None, Image.fromarray(bench_image(96)), kill_children)
     assert [r["status"] for r in records] == ["failed", "failed"]
     assert "exited with code -9 (killed: out of memory?)" in records[0]["reason"]
+
+
+def test_region_variants_are_valid_edit_configs_and_search_crop_decodes_windows():
+    from lredit.bench.config import REGION_VARIANTS, region_overrides
+    from lredit.config import EditConfig
+
+    configs = {v: EditConfig().replace(**region_overrides(v)) for v in REGION_VARIANTS}
+    crop = configs["search-crop"]
+    assert (crop.prune, crop.prune_decode, crop.paste_back) == (True, "crop", True)
+    assert configs["search"].prune_decode == "full" and not configs["search-noprune"].prune
