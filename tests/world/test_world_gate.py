@@ -13,8 +13,8 @@ decoder fine-tuned, search pruning at 0.1/0.2; bench/RESULTS.md, "World, round t
 | saliency order inverted (anchors on the least salient cells) | 0.073 | 1 / 16 | 0 / 16 | 1 / 16 |
 
 (The first weights measured 0.317, 8, 2 and 1 for search; transposed anchors then 0.273, 6, 2, 1.
-With search's pruning decoding latent windows, the world's setting since 2026-12-04: 0.310, 9, 0
-and 5 again, on an Intel Xeon, torch 2.13 CPU, with either prune_decode.)
+With search's pruning decoding latent windows, the world's setting since 2026-12-04: mean IoU
+0.310, 9 at IoU >= 0.3 and 5 read by the judge again, Intel Xeon, torch 2.13 CPU, either decode.)
 The gate asserts the box's overlap with the source and, since round two's models edit, that the
 judge reads the target in some cases. Strict localisation is too rare here for a threshold with a
 margin, and transposed anchors are not caught: in these scenes a transposed anchor often lands on
