@@ -186,3 +186,5 @@ def test_region_variants_are_valid_edit_configs_and_search_crop_decodes_windows(
     crop = configs["search-crop"]
     assert (crop.prune, crop.prune_decode, crop.paste_back) == (True, "crop", True)
     assert configs["search"].prune_decode == "full" and not configs["search-noprune"].prune
+    schema = record.load_schema()["$defs"]["record"]["properties"]["regions"]["enum"]
+    assert sorted(schema) == sorted(REGION_VARIANTS)  # every variant's record validates
