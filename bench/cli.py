@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="extra inpaint + rank passes per authors edit (their README loop: 10)")
     what.add_argument("--regions", default="rgn",
                       help="engine region modes side by side: comma list of rgn,search,search-noprune,search-crop,learn (default rgn)")
+    what.add_argument("--prune-fractions", type=lambda t: tuple(float(v) for v in t.split(",")),
+                      help="pruned search variants: schedule fractions, e.g. 0.1 (default: the edit's 0.2,0.3,0.6)")
+    what.add_argument("--prune-keep", type=float, help="pruned search variants: share of sizes kept per phase (default 0.5)")
     what.add_argument("--image", type=Path, help="input image (default: a synthetic 320x320 image)")
     what.add_argument("--prompt", default="a bowl of strawberries")
     what.add_argument("--in-process", action="store_true",
@@ -82,6 +85,7 @@ def parse(argv=None) -> BenchConfig:
         working_size=args.working_size, scheduler=args.scheduler, precision=args.precision, device=args.device,
         authors_iterations=args.authors_iterations, image=args.image,
         regions=tuple(v.strip() for v in args.regions.split(",") if v.strip()), prompt=args.prompt, peers=tuple(args.peer),
+        prune_fractions=args.prune_fractions, prune_keep=args.prune_keep,
         json_out=args.json, markdown_out=args.markdown, plot_out=args.plot, progress=not args.no_progress,
         overwrite=args.overwrite, isolate=not args.in_process,
     )

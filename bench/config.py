@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Mapping
 
 from lredit.config import Backend, EditConfig, Precision
 from lredit.errors import InputError
@@ -40,12 +41,17 @@ BUNDLE_BACKENDS = (engine_backend_name(Backend.ORT), engine_backend_name(Backend
 REGION_VARIANTS = ("rgn", "search", "search-noprune", "search-crop", "learn")
 
 
-def region_overrides(variant: str) -> dict:
+def region_overrides(variant: str, pruning: Mapping | None = None) -> dict:
     """EditConfig fields of one --regions variant (search-noprune = search without pruning;
-    search-crop = pruned, its phases decoding latent windows, with the paste-back that needs)."""
+    search-crop = pruned, its phases decoding latent windows, with the paste-back that needs);
+    `pruning` (prune_fractions, prune_keep) applies to the pruned search variants."""
     if variant == "search-crop":
-        return {"regions": "search", "prune": True, "prune_decode": "crop", "paste_back": True}
-    return {"regions": variant.removesuffix("-noprune"), "prune": not variant.endswith("-noprune")}
+        fields = {"regions": "search", "prune": True, "prune_decode": "crop", "paste_back": True}
+    else:
+        fields = {"regions": variant.removesuffix("-noprune"), "prune": not variant.endswith("-noprune")}
+    if fields["regions"] == "search" and fields["prune"]:
+        fields.update(pruning or {})
+    return fields
 
 
 def default_workdir() -> Path:
@@ -79,6 +85,10 @@ class BenchConfig:
     regions: tuple[str, ...] = ("rgn",)
     """Region modes run by the engine backends, side by side (rgn = one pass, K inpaints; search =
     K x M pairs pruned; search-noprune; learn). The authors' way has one mode of its own."""
+    prune_fractions: tuple[float, ...] | None = None
+    """Pruned search variants: the schedule fractions (None: the edit's default)."""
+    prune_keep: float | None = None
+    """Pruned search variants: the share of sizes kept per phase (None: the edit's default)."""
     image: Path | None = None
     """Input image; default: a synthetic 320x320 image."""
     prompt: str = "a bowl of strawberries"
@@ -106,6 +116,11 @@ class BenchConfig:
         return EditConfig(working_size=self.working_size, scheduler=self.scheduler, seed=self.seed,
                           anchors=max(self.anchors), steps=max(self.steps))
 
+    def pruning(self) -> dict:
+        """The pruning settings given (EditConfig fields), for region_overrides."""
+        given = {"prune_fractions": self.prune_fractions, "prune_keep": self.prune_keep}
+        return {k: v for k, v in given.items() if v is not None}
+
     def replace(self, **changes) -> "BenchConfig":
         return replace(self, **changes)
 
@@ -132,5 +147,5 @@ class BenchConfig:
                  f"{flag} {path} exists; pass --overwrite to replace it, or choose another path")
         for peer in self.peers:
             need(Path(peer).is_file(), f"--peer {peer}: no such file (bench/peer_optimum.sh writes it)")
-        self.edit_config().validated()
+        self.edit_config().replace(**self.pruning())  # replace validates: --prune-* bounds
         return self

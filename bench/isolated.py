@@ -51,7 +51,7 @@ def _measure_point(runner, cfg: BenchConfig, image, k: int, n: int, variant: str
                         "as their README's per-image loop")
     label = runner.name + (f"/{variant}" if variant else "")
     progress = (lambda phase, i: on_run(f"{label} K={k} steps={n} {phase} {i}")) if on_run else None
-    overrides = region_overrides(variant) if variant else None
+    overrides = region_overrides(variant, cfg.pruning()) if variant else None
     runner.counters.clear()
     try:
         m = measure(lambda: runner.run(image, cfg.prompt, k, n, overrides), runs=cfg.runs, warmup=cfg.warmup, on_run=progress)

@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "learn: the RGN trained on this image (default: search without --rgn, rgn with it)")
     r.add_argument("--no-prune", action="store_true", help="search: run every pair to the end (no successive halving)")
     r.add_argument("--prune-fractions", type=_fractions, help="search: schedule fractions at which to prune (default 0.2,0.3,0.6)")
+    r.add_argument("--prune-keep", type=float, help="search: share of an anchor's live sizes kept at each phase (default 0.5)")
     r.add_argument("--prune-decode", choices=PRUNE_DECODES,
                    help="search: decode the mid-schedule x0 in full (default) or only a latent crop around each box")
     r.add_argument("--save-rgn", type=Path, help="--regions learn: write the learned RGN here (safetensors, authors' key names)")
@@ -178,6 +179,7 @@ def parse(argv=None) -> tuple[RunOptions, EditConfig]:
             ("regions", args.regions),
             ("prune", False if args.no_prune else None),
             ("prune_fractions", args.prune_fractions),
+            ("prune_keep", args.prune_keep),
             ("prune_decode", args.prune_decode),
             ("max_unet_batch", args.max_unet_batch),
         )

@@ -188,3 +188,14 @@ def test_region_variants_are_valid_edit_configs_and_search_crop_decodes_windows(
     assert configs["search"].prune_decode == "full" and not configs["search-noprune"].prune
     schema = record.load_schema()["$defs"]["record"]["properties"]["regions"]["enum"]
     assert sorted(schema) == sorted(REGION_VARIANTS)  # every variant's record validates
+    # --prune-fractions / --prune-keep reach the pruned search variants only, and are bounded
+    from lredit.bench.cli import parse
+    from lredit.errors import InputError
+
+    cfg = parse(["--regions", "rgn,search,search-crop,search-noprune", "--prune-fractions", "0.1", "--prune-keep", "0.16"])
+    pruned = {v: region_overrides(v, cfg.validated().pruning()) for v in cfg.regions}
+    assert pruned["search"]["prune_fractions"] == pruned["search-crop"]["prune_fractions"] == (0.1,)
+    assert pruned["search-crop"]["prune_keep"] == 0.16 and "prune_keep" not in pruned["search-noprune"]
+    assert "prune_fractions" not in pruned["rgn"]
+    with pytest.raises(InputError, match="prune_keep"):
+        parse(["--regions", "search", "--prune-keep", "1.5"]).validated()

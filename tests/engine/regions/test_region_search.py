@@ -388,3 +388,6 @@ def test_prune_decode_crop_falls_back_to_full_where_the_bundle_decoder_is_fixed(
     with pytest.raises(InputError, match="unless paste_back"):
         reference.config.replace(prune_decode="crop", paste_back=False)
     assert parse(["x.png", "a cat", "--prune-decode", "crop", "--paste-back"])[1].prune_decode == "crop"
+    assert parse(["x.png", "a cat", "--prune-keep", "0.16"])[1].prune_keep == 0.16
+    with pytest.raises(InputError, match="prune_keep"):
+        parse(["x.png", "a cat", "--prune-keep", "0"])
