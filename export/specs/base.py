@@ -51,9 +51,8 @@ class Axis:
     def other_point(self, sizes: Mapping[str, int], prefer: str = "min") -> int:
         """A size away from the opt (export) point, for parity on shapes the tracer did not see:
         `prefer` ('min' or 'max') unless that one is the opt."""
-        other = "max" if prefer == "min" else "min"
-        opt = self.at("opt", sizes)
-        return self.at(prefer, sizes) if self.at(prefer, sizes) != opt else self.at(other, sizes)
+        wanted = self.at(prefer, sizes)
+        return wanted if wanted != self.at("opt", sizes) else self.at("max" if prefer == "min" else "min", sizes)
 
 
 @dataclass(frozen=True)
